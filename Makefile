@@ -1,0 +1,60 @@
+# Makefile for wtsmgr, built with PGXS against a PostgreSQL 18 server that
+# carries wtsmgr's core patches (scripts/build-server.sh builds one).
+#
+#   make PG_CONFIG=<prefix>/bin/pg_config [install | installcheck]
+#
+# installcheck runs the pg_regress tests in sql/ (in a temporary instance
+# with wtsmgr preloaded) and the TAP tests in t/.  scripts/test.sh runs all
+# of it, plus PostgreSQL's own regression suite, the way CI does.
+
+MODULE_big = wtsmgr
+OBJS = \
+	$(WIN32RES) \
+	wtsmgr.o \
+	wtsmgr_atomic.o \
+	wtsmgr_statx.o
+
+EXTENSION = wtsmgr
+DATA = wtsmgr--1.0.sql
+PGFILEDESC = "wtsmgr - storage manager with untorn writes"
+
+REGRESS = wtsmgr
+REGRESS_OPTS = --temp-instance=./tmp_check_regress \
+	--temp-config=$(srcdir)/test/wtsmgr_regress.conf
+TAP_TESTS = 1
+
+EXTRA_CLEAN = tmp_check_regress
+
+# The library reports the version in wtsmgr.control.
+WTSMGR_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))wtsmgr.control)
+PG_CPPFLAGS = -DWTSMGR_VERSION='"$(WTSMGR_VERSION)"'
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+# Refuse early, with a clear message, a server without the core patches.
+ifeq ($(filter clean distclean,$(MAKECMDGOALS)),)
+WTSMGR_SERVER_INC := $(shell $(PG_CONFIG) --includedir-server)
+ifeq ($(shell grep -l SMGR_HAS_REGISTER $(WTSMGR_SERVER_INC)/storage/smgr.h 2>/dev/null),)
+$(error $(PG_CONFIG) belongs to a PostgreSQL server without wtsmgr's core patches (no smgr_register in $(WTSMGR_SERVER_INC)/storage/smgr.h). Build one with scripts/build-server.sh and pass PG_CONFIG=<prefix>/bin/pg_config)
+endif
+ifeq ($(shell grep -l XLOG_HAS_UNTORN_BLOCK_HOOK $(WTSMGR_SERVER_INC)/access/xloginsert.h 2>/dev/null),)
+$(error $(PG_CONFIG) belongs to a PostgreSQL server without wtsmgr's full-page-image hook (no xlog_untorn_block_hook in $(WTSMGR_SERVER_INC)/access/xloginsert.h). Build one with scripts/build-server.sh)
+endif
+endif
+
+include $(PGXS)
+
+# Test-only module used by the TAP tests; built here, never installed.
+export WTSMGR_UNTORN_TEST_MODULE := $(abspath test/untorn_test/untorn_test)
+
+.PHONY: test-modules
+test-modules:
+	$(MAKE) -C test/untorn_test PG_CONFIG=$(PG_CONFIG)
+
+installcheck: test-modules
+
+clean: clean-test-modules
+.PHONY: clean-test-modules
+clean-test-modules:
+	$(MAKE) -C test/untorn_test PG_CONFIG=$(PG_CONFIG) clean

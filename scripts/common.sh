@@ -1,0 +1,109 @@
+# scripts/common.sh -- shell helpers shared by wtsmgr's scripts.
+#
+# Sourced, never run.  Owns: progress messages, the cache directory that
+# holds built servers outside the clone, the unprivileged user that runs
+# PostgreSQL when we are root, and the atomic XFS loop filesystem.
+
+WTSMGR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Where built servers and downloaded sources live: outside the clone, so
+# that a fresh clone reuses them.
+if [ -n "${WTSMGR_CACHE_DIR:-}" ]; then
+	:
+elif [ "$(id -u)" -eq 0 ]; then
+	WTSMGR_CACHE_DIR=/var/cache/wtsmgr
+else
+	WTSMGR_CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/wtsmgr
+fi
+
+# Unprivileged account that owns test and demo clusters when run as root.
+WTSMGR_USER=${WTSMGR_USER:-wtsmgr}
+
+_wt_t0=$(date +%s)
+
+say()
+{
+	printf '[wtsmgr %4ss] %s\n' "$(($(date +%s) - _wt_t0))" "$*"
+}
+
+die()
+{
+	printf 'wtsmgr: error: %s\n' "$1" >&2
+	[ -n "${2:-}" ] && printf 'wtsmgr: hint: %s\n' "$2" >&2
+	exit 1
+}
+
+is_root()
+{
+	[ "$(id -u)" -eq 0 ]
+}
+
+# Run "$@" with output going to a log file, printing a progress line every
+# 30 seconds and the log's tail if the command fails.
+run_logged()
+{
+	local log=$1 what=$2
+	shift 2
+	local start=$(date +%s) last pid rc
+	last=$start
+	say "$what (log: $log)"
+	"$@" >"$log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2
+		if kill -0 "$pid" 2>/dev/null && [ $(($(date +%s) - last)) -ge 30 ]; then
+			last=$(date +%s)
+			say "  ... $what: $((last - start)) s, $(wc -l <"$log") log lines"
+		fi
+	done
+	wait "$pid" && rc=0 || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		tail -n 40 "$log" >&2
+		die "$what failed (exit $rc)" "the whole log is $log"
+	fi
+	say "  done: $what in $(($(date +%s) - start)) s"
+}
+
+# Create the unprivileged user that runs clusters when we are root.
+ensure_user()
+{
+	is_root || return 0
+	if ! id "$WTSMGR_USER" >/dev/null 2>&1; then
+		useradd --system --create-home --home-dir "/var/lib/$WTSMGR_USER" \
+			--shell /bin/bash "$WTSMGR_USER" ||
+			die "cannot create user $WTSMGR_USER" "set WTSMGR_USER to an existing unprivileged user"
+	fi
+}
+
+# Run a command as the unprivileged user (or as ourselves when not root),
+# keeping the environment that the tests rely on.
+as_user()
+{
+	if is_root; then
+		runuser -u "$WTSMGR_USER" -- env HOME="$(getent passwd "$WTSMGR_USER" | cut -d: -f6)" "$@"
+	else
+		"$@"
+	fi
+}
+
+# Make (or reuse) an XFS filesystem on a loop device, which gives software
+# RWF_ATOMIC writes on any block device.  Prints the mount point.  Needs
+# root; the caller checks.
+ensure_atomic_fs()
+{
+	local img=$WTSMGR_CACHE_DIR/atomic-xfs.img
+	local mnt=${WTSMGR_ATOMIC_MOUNT:-/mnt/wtsmgr-atomic}
+
+	if ! mountpoint -q "$mnt"; then
+		command -v mkfs.xfs >/dev/null || die "mkfs.xfs is missing" "apt-get install xfsprogs"
+		mkdir -p "$mnt" "$WTSMGR_CACHE_DIR"
+		rm -f "$img"
+		truncate -s 4G "$img"
+		# reflink (the default) lets XFS do atomic writes in software
+		mkfs.xfs -q -m reflink=1 "$img" >&2 || die "mkfs.xfs failed on $img"
+		mount -o loop "$img" "$mnt" >&2 || die "cannot loop-mount $img on $mnt" \
+			"loop devices must be available (modprobe loop)"
+	fi
+	chmod 755 "$mnt"
+	echo "$mnt"
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# scripts/test.sh -- build everything needed and run all of wtsmgr's tests.
+#
+# Usage: scripts/test.sh
+#
+# 1. Builds (or reuses) the patched PostgreSQL 18 server, debug flavor.
+# 2. Builds and installs wtsmgr into that server.
+# 3. As root, makes an XFS filesystem on a loop device, which has atomic
+#    writes, and exports its path as WTSMGR_ATOMIC_DIR; otherwise uses
+#    WTSMGR_ATOMIC_DIR if you set it, or tells you which tests are skipped.
+# 4. Runs, as an unprivileged user (wtsmgr, created when we are root):
+#    - the pg_regress tests in sql/ against a temporary instance with
+#      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
+#    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
+#      whose data directory is on the atomic filesystem.
+# Prints each runner's summary and a last line "tests: N passed, N failed".
+# Exits non-zero if anything failed.  Leaves the work directory in place
+# when something failed, and says where it is.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor debug --print-prefix)
+pg_config=$prefix/bin/pg_config
+# shellcheck disable=SC1091
+. "$prefix/wtsmgr-build.info"	# source=, build=, version=
+
+say "building and installing wtsmgr into $prefix"
+make -s -C "$WTSMGR_ROOT" PG_CONFIG="$pg_config" install >/dev/null
+
+ensure_user
+
+# A work directory owned by the user who runs PostgreSQL, with a copy of
+# the tree: pg_regress and prove write their results next to the tests.
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/wtsmgr-test.XXXXXX")
+chmod 755 "$work"
+mkdir -p "$work/src"
+tar -C "$WTSMGR_ROOT" --exclude=.git --exclude='*.o' --exclude='*.so' \
+	--exclude='*.bc' --exclude=tmp_check --exclude=tmp_check_regress \
+	--exclude=results -cf - . | tar -C "$work/src" -xf -
+if is_root; then
+	chown -R "$WTSMGR_USER" "$work"
+fi
+
+# The atomic filesystem.
+if is_root; then
+	mnt=$(ensure_atomic_fs)
+	export WTSMGR_ATOMIC_DIR=$mnt/test-$$
+	rm -rf "$WTSMGR_ATOMIC_DIR"
+	mkdir -p "$WTSMGR_ATOMIC_DIR"
+	chown "$WTSMGR_USER" "$WTSMGR_ATOMIC_DIR"
+	say "atomic filesystem: $WTSMGR_ATOMIC_DIR (XFS on a loop device)"
+elif [ -n "${WTSMGR_ATOMIC_DIR:-}" ]; then
+	say "atomic filesystem: $WTSMGR_ATOMIC_DIR (from WTSMGR_ATOMIC_DIR)"
+else
+	[ "${CI:-}" = true ] && die "CI must run the atomic-filesystem tests, but this is not root" \
+		"run CI as root so that it can loop-mount XFS"
+	say "NOTE: not root and WTSMGR_ATOMIC_DIR is unset: tests that need an atomic"
+	say "      filesystem are skipped (making the XFS loop mount needs root)"
+fi
+
+passed=0
+failed=0
+failures=()
+
+# Run one suite as the unprivileged user, showing its output, and add its
+# counts: $1 = name, $2 = awk program printing "passed failed" from the
+# output, rest = command.
+run_suite()
+{
+	local name=$1 counter=$2 log=$work/$1.log rc p f
+	shift 2
+	say "running $name"
+	as_user "$@" 2>&1 | tee "$log" && rc=0 || rc=${PIPESTATUS[0]}
+	read -r p f < <(awk "$counter" "$log")
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		failures+=("$name (log: $log)")
+	fi
+	say "$name: $p passed, $f failed"
+}
+
+# pg_regress (TAP-style output since PostgreSQL 17) and prove, counted
+# from the per-test lines each prints.
+count_regress='/^ok [0-9]/ {p++} /^not ok [0-9]/ {f++} END {print p+0, f+0}'
+count_prove='/^Files=.*Tests=/ {match($0, /Tests=[0-9]+/); t = substr($0, RSTART+6, RLENGTH-6)}
+	/^Failed [0-9]+\/[0-9]+ subtests/ {split($2, a, "/"); f += a[1]}
+	/Wstat|Bailout called|Parse errors/ {bad = 1}
+	END {if (bad && f == 0) f = 1; print t - f, f + 0}'
+
+export PATH="$prefix/bin:$PATH"
+
+run_suite regress "$count_regress" \
+	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
+run_suite tap "$count_prove" \
+	make -C "$work/src" PG_CONFIG="$pg_config" installcheck REGRESS= PROVE_FLAGS=-v
+
+# PostgreSQL's own regression suite, on the atomic filesystem when there
+# is one, against a server with wtsmgr preloaded.
+mkdir -p "$work/core"
+is_root && chown "$WTSMGR_USER" "$work/core"
+run_suite core-regress "$count_regress" \
+	"$WTSMGR_ROOT/scripts/core-regress.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-$work/core}" "$work/core"
+
+if [ "$failed" -eq 0 ]; then
+	rm -rf "$work"
+	[ -n "${WTSMGR_ATOMIC_DIR:-}" ] && is_root && rm -rf "$WTSMGR_ATOMIC_DIR"
+else
+	for f in "${failures[@]}"; do
+		say "FAILED: $f"
+	done
+	say "work directory kept: $work"
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,66 @@
+--
+-- wtsmgr: loading, the storage-manager registry, and the SQL surface
+--
+CREATE EXTENSION wtsmgr;
+
+-- The loaded library is the one this extension belongs to.
+SELECT wtsmgr_version() = extversion AS library_matches_extension
+FROM pg_extension WHERE extname = 'wtsmgr';
+SELECT module_name, version = wtsmgr_version() AS same_version
+FROM pg_get_loaded_modules() WHERE module_name = 'wtsmgr';
+SHOW shared_preload_libraries;
+
+-- Every relation with storage is opened through wtsmgr.
+SELECT wtsmgr_relation_smgr(oid) AS smgr, count(*) > 100 AS many
+FROM pg_class
+WHERE relkind IN ('r', 'i', 'S', 't', 'm') AND relpersistence <> 't'
+GROUP BY 1;
+CREATE TEMP TABLE wt_temp (x int);
+SELECT wtsmgr_relation_smgr('wt_temp');
+
+-- Writes, extensions, truncation and unlinking go through wtsmgr.
+SELECT creates AS creates0, writev_blocks AS writes0,
+       extend_blocks + zeroextend_blocks AS extends0,
+       truncates AS truncates0, unlinks AS unlinks0
+FROM wtsmgr_smgr_counters \gset
+CREATE TABLE wt_t (id int, pad text);
+INSERT INTO wt_t SELECT g, repeat('x', 100) FROM generate_series(1, 10000) g;
+CHECKPOINT;
+SELECT creates > :creates0 AS created,
+       extend_blocks + zeroextend_blocks - :extends0 >=
+         pg_relation_size('wt_t') / current_setting('block_size')::int AS extended,
+       writev_blocks - :writes0 >=
+         pg_relation_size('wt_t') / current_setting('block_size')::int AS written
+FROM wtsmgr_smgr_counters;
+DELETE FROM wt_t WHERE id > 10;
+VACUUM wt_t;
+DROP TABLE wt_t;
+SELECT truncates > :truncates0 AS truncated, unlinks > :unlinks0 AS unlinked
+FROM wtsmgr_smgr_counters;
+
+-- statx figures of a file in the data directory.
+SELECT fs_type <> '' AS has_fs_type,
+       atomic_write IS NOT NULL AS has_atomic_write,
+       atomic_unit_min <= atomic_unit_max AS units_ordered
+FROM wtsmgr_statx(current_setting('data_directory') || '/PG_VERSION');
+
+-- Errors
+SELECT wtsmgr_relation_smgr('pg_tables');
+SELECT wtsmgr_relation_smgr(0);
+SELECT * FROM wtsmgr_statx('/nonexistent/wtsmgr');
+CREATE ROLE regress_wtsmgr_nobody;
+SET ROLE regress_wtsmgr_nobody;
+SELECT * FROM wtsmgr_statx('/');
+RESET ROLE;
+DROP ROLE regress_wtsmgr_nobody;
+
+-- Settings are checked when set.
+ALTER SYSTEM SET wtsmgr.keep_full_page_images_tablespaces = 'a,,b';
+ALTER SYSTEM SET wtsmgr.io_method = 'bogus';
+ALTER SYSTEM SET wtsmgr.skip_full_page_images = 'maybe';
+SET wtsmgr.no_such_setting = 1;
+SHOW wtsmgr.skip_full_page_images;
+SHOW wtsmgr.keep_full_page_images_tablespaces;
+SHOW wtsmgr.io_method;
+
+DROP EXTENSION wtsmgr;
