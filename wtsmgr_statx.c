@@ -90,12 +90,13 @@ StaticAssertDecl(offsetof(WtStatx, stx_atomic_write_unit_max_opt) == 0xb8,
 				 "stx_atomic_write_unit_max_opt at 0xb8");
 
 /* Filesystem magic numbers, from the kernel's uapi/linux/magic.h */
-static const struct
+typedef struct WtFsType
 {
 	long		magic;
 	const char *name;
-}			fs_types[] =
-{
+} WtFsType;
+
+static const WtFsType fs_types[] = {
 	{0x58465342, "xfs"},
 	{0xEF53, "ext4"},			/* also ext2 and ext3 */
 	{0x9123683E, "btrfs"},

@@ -252,5 +252,12 @@ printf 'source=%s\nbuild=%s\nversion=%s\nflavor=%s\n' "$src" "$base/build" "$upv
 	>"$prefix/wtsmgr-build.info"
 chmod -R a+rX "$base"
 touch "$base/.complete"
+
+# Older builds of this flavor (other patches or source) are of no more use.
+for old in "$WTSMGR_CACHE_DIR"/pg-*-"$flavor"-*; do
+	[ "$old" = "$base" ] || [ ! -d "$old" ] && continue
+	say "removing outdated build $old"
+	rm -rf "$old"
+done
 say "PostgreSQL $upver ($flavor) installed in $prefix"
 echo "$prefix" >&3

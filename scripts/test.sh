@@ -62,8 +62,9 @@ passed=0
 failed=0
 failures=()
 
-# Run one suite as the unprivileged user, showing its output, and add its
-# counts: $1 = name, $2 = awk program printing "passed failed" from the
+# Run one suite as the unprivileged user, from the work directory (the
+# clone itself may not be readable by that user), showing its output, and
+# add its counts: $1 = name, $2 = awk program printing "passed failed" from the
 # output, rest = command.
 run_suite()
 {
@@ -95,6 +96,14 @@ count_prove='/^Files=.*Tests=/ {match($0, /Tests=[0-9]+/); t = substr($0, RSTART
 
 export PATH="$prefix/bin:$PATH"
 
+# The core patches, against the pristine source they were made for.
+orig=$(ls -1 "$WTSMGR_CACHE_DIR"/src/postgresql-18_*.orig.tar.bz2 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -n "$orig" ]; then
+	run_suite patches "$count_regress" "$work/src/scripts/check-patches.sh" "$orig"
+else
+	say "patches/ not checked: no pristine source tarball cached (the server was built with --source)"
+fi
+
 run_suite regress "$count_regress" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
 run_suite tap "$count_prove" \
@@ -105,7 +114,7 @@ run_suite tap "$count_prove" \
 mkdir -p "$work/core"
 is_root && chown "$WTSMGR_USER" "$work/core"
 run_suite core-regress "$count_regress" \
-	"$WTSMGR_ROOT/scripts/core-regress.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-$work/core}" "$work/core"
+	"$work/src/scripts/core-regress.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-$work/core}" "$work/core"
 
 if [ "$failed" -eq 0 ]; then
 	rm -rf "$work"
