@@ -48,5 +48,84 @@ CREATE FUNCTION wtsmgr_statx(path text,
 AS 'MODULE_PATHNAME', 'wtsmgr_statx'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
-REVOKE ALL ON FUNCTION wtsmgr_statx(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wtsmgr_statx(text) TO pg_read_server_files;
+-- The function itself admits only roles with the privileges of
+-- pg_read_server_files, and says so.
+
+-- One row per tablespace: what the last probe found and what wtsmgr decided.
+CREATE FUNCTION wtsmgr_tablespaces(
+    OUT tablespace name,
+    OUT spcoid oid,
+    OUT path text,
+    OUT fs_type text,
+    OUT device text,
+    OUT atomic_write bool,
+    OUT atomic_unit_min bigint,
+    OUT atomic_unit_max bigint,
+    OUT atomic_unit_max_opt bigint,
+    OUT atomic_segments_max bigint,
+    OUT dio_mem_align bigint,
+    OUT dio_offset_align bigint,
+    OUT writethrough bool,
+    OUT io_method text,
+    OUT untorn_blocks bool,
+    OUT full_page_images text,
+    OUT reason text,
+    OUT probed_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'wtsmgr_tablespaces'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW wtsmgr_tablespaces AS
+    SELECT * FROM wtsmgr_tablespaces();
+
+-- Probe a tablespace again; returns its new row of wtsmgr_tablespaces.
+-- Superusers and members of pg_maintain only (checked by the function).
+CREATE FUNCTION wtsmgr_probe(tablespace name)
+RETURNS wtsmgr_tablespaces
+AS 'MODULE_PATHNAME', 'wtsmgr_probe'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+-- Per existing fork of a relation: its tablespace, whether its blocks are
+-- untorn and written atomically, and what happens to its full-page images.
+CREATE FUNCTION wtsmgr_relation(rel regclass,
+    OUT fork text,
+    OUT tablespace name,
+    OUT untorn_blocks bool,
+    OUT atomic_writes bool,
+    OUT full_page_images text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'wtsmgr_relation'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+-- I/O counters per probed tablespace, shaped like pg_stat_io.
+CREATE FUNCTION wtsmgr_stat_io(
+    OUT tablespace name,
+    OUT spcoid oid,
+    OUT writes bigint,
+    OUT write_bytes bigint,
+    OUT extends bigint,
+    OUT atomic_writes bigint,
+    OUT atomic_units bigint,
+    OUT batches bigint,
+    OUT fpi_skipped bigint,
+    OUT refusals bigint,
+    OUT errors bigint,
+    OUT nonatomic_files bigint,
+    OUT stats_reset timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'wtsmgr_stat_io'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW wtsmgr_stat_io AS
+    SELECT * FROM wtsmgr_stat_io();
+
+-- Set the counters of wtsmgr_stat_io to zero.  Superusers and members of
+-- pg_maintain only (checked by the function).
+CREATE FUNCTION wtsmgr_stat_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'wtsmgr_stat_reset'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+-- Like pg_stat_io and pg_tablespace, the views are for everyone.
+GRANT SELECT ON wtsmgr_smgr_counters, wtsmgr_tablespaces, wtsmgr_stat_io
+    TO PUBLIC;

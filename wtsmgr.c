@@ -12,7 +12,8 @@
  *
  * The storage manager wraps md.c.  Reads, sizes, truncation and unlinking
  * are md's; writes and extensions go through wtsmgr_atomic.c, which for
- * now hands them to md.c too.
+ * now hands them to md.c too.  What wtsmgr knows about each tablespace comes
+ * from wtsmgr_statx.c and is shown by the views defined here.
  *
  * Copyright (c) 2026, wtsmgr developers
  *
@@ -23,9 +24,17 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xlog.h"
+#include "catalog/pg_authid_d.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_tablespace.h"
+#include "commands/tablespace.h"
+#include "common/relpath.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -33,9 +42,12 @@
 #include "storage/lwlock.h"
 #include "storage/md.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/varlena.h"
 
 #include "wtsmgr.h"
@@ -80,7 +92,10 @@ static void wtsmgr_shmem_request(void);
 static void wtsmgr_shmem_startup(void);
 static bool check_keep_fpi_tablespaces(char **newval, void **extra,
 									   GucSource source);
+static bool check_io_method(int *newval, void **extra, GucSource source);
+static void wtsmgr_init(void);
 static void wtsmgr_open(SMgrRelation reln);
+static void wtsmgr_close(SMgrRelation reln, ForkNumber forknum);
 static void wtsmgr_create(SMgrRelation reln, ForkNumber forknum, bool isRedo);
 static void wtsmgr_unlink(RelFileLocatorBackend rlocator, ForkNumber forknum,
 						  bool isRedo);
@@ -89,15 +104,14 @@ static void wtsmgr_truncate(SMgrRelation reln, ForkNumber forknum,
 
 /*
  * The storage manager.  What wtsmgr does not change is md.c's, called
- * directly; md.c keeps its private fields in SMgrRelationData, so wtsmgr
- * needs no larger SMgrRelation entries yet.
+ * directly.  Its SMgrRelation entries are WtSMgrRelationData.
  */
 static const f_smgr wtsmgr_smgr = {
 	.name = "wtsmgr",
-	.smgr_init = mdinit,
+	.smgr_init = wtsmgr_init,
 	.smgr_shutdown = NULL,
 	.smgr_open = wtsmgr_open,
-	.smgr_close = mdclose,
+	.smgr_close = wtsmgr_close,
 	.smgr_create = wtsmgr_create,
 	.smgr_exists = mdexists,
 	.smgr_unlink = wtsmgr_unlink,
@@ -165,7 +179,7 @@ _PG_init(void)
 							 wtsmgr_io_method_options,
 							 PGC_POSTMASTER,
 							 0,
-							 NULL, NULL, NULL);
+							 check_io_method, NULL, NULL);
 
 	MarkGUCPrefixReserved("wtsmgr");
 
@@ -174,7 +188,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = wtsmgr_shmem_startup;
 
-	wtsmgr_smgr_id = smgr_register(&wtsmgr_smgr, 0);
+	wtsmgr_smgr_id = smgr_register(&wtsmgr_smgr, sizeof(WtSMgrRelationData));
 	storage_manager_id = wtsmgr_smgr_id;
 }
 
@@ -185,6 +199,7 @@ wtsmgr_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(MAXALIGN(sizeof(WtsmgrShared)));
+	RequestNamedLWLockTranche("wtsmgr", 1);
 }
 
 static void
@@ -199,10 +214,29 @@ wtsmgr_shmem_startup(void)
 	WtsmgrState = ShmemInitStruct("wtsmgr", sizeof(WtsmgrShared), &found);
 	if (!found)
 	{
+		memset(WtsmgrState, 0, sizeof(WtsmgrShared));
 		for (int i = 0; i < WTSMGR_NUM_COUNTERS; i++)
 			pg_atomic_init_u64(&WtsmgrState->counters[i], 0);
+		WtsmgrState->lock = &(GetNamedLWLockTranche("wtsmgr"))->lock;
+		pg_atomic_init_u32(&WtsmgrState->ntablespaces, 0);
+		for (int t = 0; t < WTSMGR_MAX_TABLESPACES; t++)
+		{
+			WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
+
+			pg_atomic_init_u32(&ts->state, WTSMGR_TS_UNPROBED);
+			for (int i = 0; i < WTSMGR_NUM_IO_COUNTERS; i++)
+				pg_atomic_init_u64(&ts->io[i], 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
+
+	/*
+	 * Whoever creates shared memory probes the tablespaces: the postmaster,
+	 * at startup and after a crash, before the startup process runs recovery,
+	 * or a single-user backend.  No other process exists yet.
+	 */
+	if (!found)
+		wtsmgr_probe_all_tablespaces();
 }
 
 /*
@@ -228,20 +262,58 @@ check_keep_fpi_tablespaces(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Storage manager callbacks that only count before handing over to md.c.
+ * GUC check hook for wtsmgr.io_method: writethrough needs RWF_WRITETHROUGH,
+ * which this build may not know.
  */
+static bool
+check_io_method(int *newval, void **extra, GucSource source)
+{
+#ifndef RWF_WRITETHROUGH
+	if (*newval == WTSMGR_IO_WRITETHROUGH)
+	{
+		GUC_check_errdetail("This build of wtsmgr was compiled with kernel headers that lack RWF_WRITETHROUGH.");
+		GUC_check_errhint("Use \"auto\" or \"direct\".");
+		return false;
+	}
+#endif
+	return true;
+}
+
+/*
+ * Storage manager callbacks around md.c's.
+ */
+static void
+wtsmgr_init(void)
+{
+	mdinit();
+	wtsmgr_atomic_init();
+}
+
 static void
 wtsmgr_open(SMgrRelation reln)
 {
 	wtsmgr_count(WTSMGR_COUNT_OPEN, 1);
 	mdopen(reln);
+	wtsmgr_atomic_open(reln);
 }
 
+static void
+wtsmgr_close(SMgrRelation reln, ForkNumber forknum)
+{
+	mdclose(reln, forknum);
+	wtsmgr_atomic_close(reln, forknum);
+}
+
+/*
+ * Creating a fork is the first use of a new tablespace: probe it now, so
+ * that it is known before any of its relations is written.
+ */
 static void
 wtsmgr_create(SMgrRelation reln, ForkNumber forknum, bool isRedo)
 {
 	mdcreate(reln, forknum, isRedo);
 	wtsmgr_count(WTSMGR_COUNT_CREATE, 1);
+	(void) wtsmgr_relation_tablespace(reln);
 }
 
 static void
@@ -353,6 +425,13 @@ wtsmgr_statx(PG_FUNCTION_ARGS)
 	Datum		values[8];
 	bool		nulls[8] = {0};
 
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read atomic write limits of \"%s\"", path),
+				 errhint("Only superusers and roles with privileges of the \"%s\" role may look at arbitrary paths.",
+						 "pg_read_server_files")));
+
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
@@ -372,4 +451,368 @@ wtsmgr_statx(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum(limits.dio_offset_align);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * Is spcname in wtsmgr.keep_full_page_images_tablespaces?
+ */
+static bool
+tablespace_in_keep_list(const char *spcname)
+{
+	char	   *rawstring;
+	List	   *elemlist;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (spcname == NULL || wtsmgr_keep_fpi_tablespaces == NULL)
+		return false;
+
+	rawstring = pstrdup(wtsmgr_keep_fpi_tablespaces);
+	/* the check hook has accepted the syntax */
+	(void) SplitIdentifierString(rawstring, ',', &elemlist);
+	foreach(lc, elemlist)
+	{
+		if (strcmp((char *) lfirst(lc), spcname) == 0)
+		{
+			found = true;
+			break;
+		}
+	}
+	list_free(elemlist);
+	pfree(rawstring);
+
+	return found;
+}
+
+/*
+ * What happens to full-page images of a tablespace's blocks, and why, in
+ * the words the views show.
+ */
+static const char *
+full_page_image_decision(WtsmgrTablespace *ts, const char *spcname)
+{
+	WtsmgrTablespaceState state = ts ? pg_atomic_read_u32(&ts->state) :
+		WTSMGR_TS_UNPROBED;
+
+	if (!fullPageWrites)
+		return "none: full_page_writes is off";
+	if (state == WTSMGR_TS_UNPROBED)
+		return "kept: not probed yet";
+	if (state != WTSMGR_TS_UNTORN)
+		return "kept: blocks may tear";
+	if (tablespace_in_keep_list(spcname))
+		return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
+	if (!wtsmgr_skip_full_page_images)
+		return "kept: wtsmgr.skip_full_page_images is off";
+	if (!XLogImagesOnlyForTornPages())
+		return "kept: backup running";
+
+	/*
+	 * Images may only be left out for blocks whose every write is atomic, and
+	 * the atomic write path does not exist yet.
+	 */
+	return "kept: atomic write path not active";
+}
+
+static void
+require_maintain_privilege(const char *what, const char *spcname)
+{
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_MAINTAIN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 spcname ?
+				 errmsg("permission denied to %s tablespace \"%s\"", what, spcname) :
+				 errmsg("permission denied to %s", what),
+				 errhint("Only superusers and roles with privileges of the \"%s\" role may do this.",
+						 "pg_maintain")));
+}
+
+#define WTSMGR_TABLESPACES_COLS 18
+
+/*
+ * Build the row of wtsmgr_tablespaces for one tablespace.
+ */
+static void
+tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
+{
+	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
+	WtsmgrProbeResult probe;
+	TimestampTz probed_at = 0;
+	bool		probed;
+	bool		untorn;
+	char		dir[MAXPGPATH];
+
+	memset(nulls, 0, sizeof(bool) * WTSMGR_TABLESPACES_COLS);
+	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+
+	probed = ts != NULL &&
+		pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNPROBED;
+	untorn = ts != NULL &&
+		pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN;
+	if (probed)
+	{
+		LWLockAcquire(WtsmgrState->lock, LW_SHARED);
+		probe = ts->probe;
+		probed_at = ts->probed_at;
+		LWLockRelease(WtsmgrState->lock);
+	}
+
+	values[0] = CStringGetDatum(spcname);
+	values[1] = ObjectIdGetDatum(spcoid);
+	values[2] = CStringGetTextDatum(dir);
+	if (probed)
+	{
+		values[3] = CStringGetTextDatum(probe.limits.fs_type);
+		values[4] = CStringGetTextDatum(psprintf("%u:%u", probe.limits.dev_major,
+												 probe.limits.dev_minor));
+		values[5] = BoolGetDatum(probe.limits.atomic_supported);
+		values[6] = Int64GetDatum(probe.limits.unit_min);
+		values[7] = Int64GetDatum(probe.limits.unit_max);
+		values[8] = Int64GetDatum(probe.limits.unit_max_opt);
+		values[9] = Int64GetDatum(probe.limits.segments_max);
+		values[10] = Int64GetDatum(probe.limits.dio_mem_align);
+		values[11] = Int64GetDatum(probe.limits.dio_offset_align);
+		values[12] = BoolGetDatum(probe.writethrough);
+	}
+	else
+	{
+		for (int c = 3; c <= 12; c++)
+			nulls[c] = true;
+	}
+
+	/* the method atomic writes use there: writethrough only if proven */
+	if (!untorn)
+		nulls[13] = true;
+	else if (wtsmgr_io_method == WTSMGR_IO_DIRECT || !probe.writethrough)
+		values[13] = CStringGetTextDatum("direct");
+	else
+		values[13] = CStringGetTextDatum("writethrough");
+
+	values[14] = BoolGetDatum(untorn);
+	values[15] = CStringGetTextDatum(full_page_image_decision(ts, spcname));
+	if (probed)
+	{
+		values[16] = CStringGetTextDatum(probe.reason);
+		values[17] = TimestampTzGetDatum(probed_at);
+	}
+	else
+	{
+		values[16] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
+		nulls[17] = true;
+	}
+}
+
+/*
+ * SQL: wtsmgr_tablespaces() returns one row per tablespace in
+ * pg_tablespace, with what the last probe found and what wtsmgr decided.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_tablespaces);
+
+Datum
+wtsmgr_tablespaces(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	rel = table_open(TableSpaceRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_tablespace spc = (Form_pg_tablespace) GETSTRUCT(tuple);
+		Datum		values[WTSMGR_TABLESPACES_COLS];
+		bool		nulls[WTSMGR_TABLESPACES_COLS];
+
+		tablespace_row(spc->oid, NameStr(spc->spcname), values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	return (Datum) 0;
+}
+
+/*
+ * SQL: wtsmgr_probe(tablespace) probes a tablespace again and returns its
+ * new row of wtsmgr_tablespaces.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_probe);
+
+Datum
+wtsmgr_probe(PG_FUNCTION_ARGS)
+{
+	char	   *spcname = NameStr(*PG_GETARG_NAME(0));
+	Oid			spcoid;
+	TupleDesc	tupdesc;
+	Datum		values[WTSMGR_TABLESPACES_COLS];
+	bool		nulls[WTSMGR_TABLESPACES_COLS];
+
+	spcoid = get_tablespace_oid(spcname, true);
+	if (!OidIsValid(spcoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tablespace \"%s\" does not exist", spcname),
+				 errhint("The tablespaces are listed in pg_tablespace and in the wtsmgr_tablespaces view.")));
+	require_maintain_privilege("probe", spcname);
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (wtsmgr_reprobe_tablespace(spcoid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not probe tablespace \"%s\": wtsmgr tracks at most %d tablespaces",
+						spcname, WTSMGR_MAX_TABLESPACES),
+				 errhint("The tablespace keeps its full-page images.")));
+
+	tablespace_row(spcoid, spcname, values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * SQL: wtsmgr_relation(regclass) returns, per existing fork of a relation,
+ * its tablespace, whether its blocks are untorn and written atomically,
+ * and what happens to its full-page images.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_relation);
+
+Datum
+wtsmgr_relation(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	rel;
+	SMgrRelation reln;
+	Oid			spcoid;
+	char	   *spcname;
+	WtsmgrTablespace *ts;
+	char		relpersistence;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass an existing table, index, sequence or materialized view.")));
+	if (!RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation \"%s\" has no storage",
+						RelationGetRelationName(rel)),
+				 errhint("Only tables, indexes, sequences and materialized views have files that a storage manager opens.")));
+
+	reln = RelationGetSmgr(rel);
+	spcoid = reln->smgr_rlocator.locator.spcOid;
+	spcname = get_tablespace_name(spcoid);
+	ts = wtsmgr_find_tablespace(spcoid);
+	relpersistence = rel->rd_rel->relpersistence;
+
+	for (ForkNumber fork = MAIN_FORKNUM; fork <= MAX_FORKNUM; fork++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {0};
+		const char *fpi;
+
+		if (!smgrexists(reln, fork))
+			continue;
+
+		/* Temporary and unlogged relations are not WAL-logged... */
+		if (relpersistence == RELPERSISTENCE_TEMP)
+			fpi = "none: temporary relation";
+		else if (relpersistence == RELPERSISTENCE_UNLOGGED &&
+				 fork != INIT_FORKNUM)
+			fpi = "none: unlogged relation";
+		else					/* ...but an unlogged relation's init fork is */
+			fpi = full_page_image_decision(ts, spcname);
+
+		values[0] = CStringGetTextDatum(forkNames[fork]);
+		if (spcname)
+			values[1] = CStringGetDatum(spcname);
+		else
+			nulls[1] = true;
+		values[2] = BoolGetDatum(ts != NULL &&
+								 pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN);
+		/* no write is atomic until the atomic write path exists */
+		values[3] = BoolGetDatum(false);
+		values[4] = CStringGetTextDatum(fpi);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	relation_close(rel, AccessShareLock);
+
+	return (Datum) 0;
+}
+
+/*
+ * SQL: wtsmgr_stat_io() returns the I/O counters of every tablespace wtsmgr
+ * has probed.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_stat_io);
+
+Datum
+wtsmgr_stat_io(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint32		n;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+	pg_read_barrier();
+	for (uint32 t = 0; t < n; t++)
+	{
+		WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
+		Datum		values[WTSMGR_NUM_IO_COUNTERS + 3];
+		bool		nulls[WTSMGR_NUM_IO_COUNTERS + 3] = {0};
+		char	   *spcname = get_tablespace_name(ts->spcoid);
+		int			i = 0;
+
+		/* a dropped tablespace has nothing more to show */
+		if (spcname == NULL)
+			continue;
+		values[i++] = CStringGetDatum(spcname);
+		values[i++] = ObjectIdGetDatum(ts->spcoid);
+		for (int c = 0; c < WTSMGR_NUM_IO_COUNTERS; c++)
+			values[i++] = Int64GetDatum((int64) pg_atomic_read_u64(&ts->io[c]));
+		LWLockAcquire(WtsmgrState->lock, LW_SHARED);
+		values[i++] = TimestampTzGetDatum(ts->stats_reset);
+		LWLockRelease(WtsmgrState->lock);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	return (Datum) 0;
+}
+
+/*
+ * SQL: wtsmgr_stat_reset() sets all counters of wtsmgr_stat_io to zero.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_stat_reset);
+
+Datum
+wtsmgr_stat_reset(PG_FUNCTION_ARGS)
+{
+	uint32		n;
+	TimestampTz now = GetCurrentTimestamp();
+
+	require_maintain_privilege("reset wtsmgr's statistics", NULL);
+
+	n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+	pg_read_barrier();
+	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
+	for (uint32 t = 0; t < n; t++)
+	{
+		WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
+
+		for (int c = 0; c < WTSMGR_NUM_IO_COUNTERS; c++)
+			pg_atomic_write_u64(&ts->io[c], 0);
+		ts->stats_reset = now;
+	}
+	LWLockRelease(WtsmgrState->lock);
+
+	PG_RETURN_VOID();
 }

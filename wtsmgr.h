@@ -14,8 +14,15 @@
 #ifndef WTSMGR_H
 #define WTSMGR_H
 
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
+#include "storage/lwlock.h"
 #include "storage/smgr.h"
+
+/* Kernel ABI that Debian bookworm's headers lack (Linux 6.11) */
+#ifndef RWF_ATOMIC
+#define RWF_ATOMIC 0x00000040
+#endif
 
 #ifndef SMGR_HAS_REGISTER
 #error "wtsmgr needs a PostgreSQL server with wtsmgr's core patches (smgr_register); build one with scripts/build-server.sh"
@@ -39,10 +46,6 @@ typedef enum WtsmgrCounter
 	WTSMGR_NUM_COUNTERS
 } WtsmgrCounter;
 
-typedef struct WtsmgrShared
-{
-	pg_atomic_uint64 counters[WTSMGR_NUM_COUNTERS];
-} WtsmgrShared;
 
 /* Atomic-write limits of a file, as statx() reports them */
 typedef struct WtsmgrAtomicLimits
@@ -54,8 +57,82 @@ typedef struct WtsmgrAtomicLimits
 	uint32		segments_max;	/* iovecs one atomic write may carry */
 	uint32		dio_mem_align;	/* O_DIRECT buffer alignment; 0 = no DIO */
 	uint32		dio_offset_align;	/* O_DIRECT file offset alignment */
-	const char *fs_type;		/* filesystem type name, e.g. "xfs" */
+	uint32		dev_major;		/* device the file is on */
+	uint32		dev_minor;
+	char		fs_type[32];	/* filesystem type name, e.g. "xfs" */
 } WtsmgrAtomicLimits;
+
+/*
+ * What a probe found out about a tablespace.
+ */
+typedef struct WtsmgrProbeResult
+{
+	WtsmgrAtomicLimits limits;
+	bool		untorn;			/* BLCKSZ writes proven untorn */
+	bool		writethrough;	/* buffered RWF_WRITETHROUGH | RWF_ATOMIC
+								 * works */
+	char		reason[256];	/* why (not) untorn, in words */
+} WtsmgrProbeResult;
+
+/*
+ * Per-tablespace I/O counters, shown by the wtsmgr_stat_io view.
+ */
+typedef enum WtsmgrIoCounter
+{
+	WTSMGR_IO_WRITES,			/* blocks written by writev */
+	WTSMGR_IO_WRITE_BYTES,		/* bytes written by writev and extend */
+	WTSMGR_IO_EXTENDS,			/* blocks added by extend and zeroextend */
+	WTSMGR_IO_ATOMIC_WRITES,	/* blocks written with RWF_ATOMIC */
+	WTSMGR_IO_ATOMIC_UNITS,		/* atomic units submitted */
+	WTSMGR_IO_BATCHES,			/* submissions of more than one unit */
+	WTSMGR_IO_FPI_SKIPPED,		/* full-page images left out */
+	WTSMGR_IO_REFUSALS,			/* writes refused: could not be atomic */
+	WTSMGR_IO_ERRORS,			/* writes that failed */
+	WTSMGR_IO_NONATOMIC_FILES,	/* files whose statx denied atomic writes */
+	WTSMGR_NUM_IO_COUNTERS
+} WtsmgrIoCounter;
+
+/* Decision about a tablespace, readable without locks (see below) */
+typedef enum WtsmgrTablespaceState
+{
+	WTSMGR_TS_UNPROBED = 0,		/* not probed yet: keeps images */
+	WTSMGR_TS_TORN,				/* probed: blocks may tear */
+	WTSMGR_TS_UNTORN,			/* probed: BLCKSZ writes are untorn */
+} WtsmgrTablespaceState;
+
+/*
+ * A tablespace wtsmgr knows about, in shared memory.
+ *
+ * Entries are appended under WtsmgrShared->lock and never removed, so that a
+ * pointer to one stays valid.  spcoid is set before the entry is published
+ * by incrementing ntablespaces, and state is an atomic: both can be read
+ * without a lock, which the full-page-image hook must do because it runs in
+ * critical sections.  Everything else describes the last probe, and is read
+ * and written under the lock.
+ */
+typedef struct WtsmgrTablespace
+{
+	Oid			spcoid;
+	pg_atomic_uint32 state;		/* a WtsmgrTablespaceState */
+	WtsmgrProbeResult probe;	/* last probe's findings */
+	TimestampTz probed_at;
+	pg_atomic_uint64 io[WTSMGR_NUM_IO_COUNTERS];
+	TimestampTz stats_reset;
+} WtsmgrTablespace;
+
+/*
+ * Tablespaces beyond this many are not probed and keep their full-page
+ * images; wtsmgr says so in the server log.
+ */
+#define WTSMGR_MAX_TABLESPACES 256
+
+typedef struct WtsmgrShared
+{
+	pg_atomic_uint64 counters[WTSMGR_NUM_COUNTERS];
+	LWLock	   *lock;			/* protects the tablespace entries */
+	pg_atomic_uint32 ntablespaces;	/* published entries */
+	WtsmgrTablespace tablespaces[WTSMGR_MAX_TABLESPACES];
+} WtsmgrShared;
 
 /* wtsmgr.c */
 extern WtsmgrShared *WtsmgrState;
@@ -67,7 +144,37 @@ wtsmgr_count(WtsmgrCounter counter, uint64 n)
 		pg_atomic_fetch_add_u64(&WtsmgrState->counters[counter], n);
 }
 
+static inline void
+wtsmgr_count_io(WtsmgrTablespace *ts, WtsmgrIoCounter counter, uint64 n)
+{
+	if (ts != NULL)
+		pg_atomic_fetch_add_u64(&ts->io[counter], n);
+}
+
+/*
+ * wtsmgr's SMgrRelation entries: md.c's fields, which live in
+ * SMgrRelationData, then ours.
+ */
+typedef struct WtSMgrRelationData
+{
+	SMgrRelationData reln;
+	WtsmgrTablespace *wt_tablespace;	/* NULL until first write */
+
+	/*
+	 * Per fork, which segment files were checked with statx since the fork
+	 * was opened: wt_segs_checked[forknum][segno], wt_nsegs[forknum] long.
+	 */
+	bool	   *wt_segs_checked[MAX_FORKNUM + 1];
+	int			wt_nsegs[MAX_FORKNUM + 1];
+} WtSMgrRelationData;
+
+typedef WtSMgrRelationData *WtSMgrRelation;
+
 /* wtsmgr_atomic.c */
+extern void wtsmgr_atomic_init(void);
+extern void wtsmgr_atomic_open(SMgrRelation reln);
+extern void wtsmgr_atomic_close(SMgrRelation reln, ForkNumber forknum);
+extern WtsmgrTablespace *wtsmgr_relation_tablespace(SMgrRelation reln);
 extern void wtsmgr_writev(SMgrRelation reln, ForkNumber forknum,
 						  BlockNumber blocknum, const void **buffers,
 						  BlockNumber nblocks, bool skipFsync);
@@ -81,5 +188,12 @@ extern void wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum,
 /* wtsmgr_statx.c */
 extern int	wtsmgr_read_atomic_limits(const char *path,
 									  WtsmgrAtomicLimits *limits);
+extern void wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result);
+extern void wtsmgr_tablespace_dir(Oid spcoid, char *buf, size_t size);
+extern void wtsmgr_probe_all_tablespaces(void);
+extern WtsmgrTablespace *wtsmgr_find_tablespace(Oid spcoid);
+extern WtsmgrTablespace *wtsmgr_get_tablespace(Oid spcoid);
+extern WtsmgrTablespace *wtsmgr_reprobe_tablespace(Oid spcoid);
+extern void wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path);
 
 #endif							/* WTSMGR_H */

@@ -1,10 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * wtsmgr_statx.c
- *	  What the kernel reports about atomic writes to a file.
+ *	  Atomic-write discovery: what the kernel promises for each tablespace.
  *
- * This file owns wtsmgr's view of the kernel's atomic-write interface:
- * statx(STATX_WRITE_ATOMIC | STATX_DIOALIGN) and the filesystem type.
+ * This file owns wtsmgr's view of the kernel's atomic-write interface,
+ * statx(STATX_WRITE_ATOMIC | STATX_DIOALIGN) and the filesystem type, and the
+ * probes built on it.  A probe creates a scratch file in a tablespace's
+ * directory, reads its statx limits, proves them with a real RWF_ATOMIC
+ * write of one block, and removes the file.  The postmaster probes every
+ * tablespace at startup, before recovery runs; a tablespace created later is
+ * probed on first use, and any can be probed again on demand.  The results
+ * live in shared memory (WtsmgrShared), where the decision can be read
+ * without locks.  Each segment file wtsmgr writes in an untorn tablespace is
+ * checked again with statx when it is first written.
+ *
  * Debian bookworm's C library and kernel headers predate the statx fields
  * for atomic writes (Linux 6.11) and for the hardware limit (6.16), so the
  * structure is defined here as the kernel's uapi lays it out, and the system
@@ -20,10 +29,21 @@
  */
 #include "postgres.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
+
+#include "catalog/pg_tablespace_d.h"
+#include "common/file_perm.h"
+#include "common/file_utils.h"
+#include "common/relpath.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/timestamp.h"
 
 #include "wtsmgr.h"
 
@@ -109,27 +129,27 @@ static const WtFsType fs_types[] = {
 	{0x42465331, "bcachefs"},
 };
 
-static const char *
-fs_type_name(long magic)
+static void
+fs_type_name(long magic, char *buf, size_t size)
 {
 	for (int i = 0; i < lengthof(fs_types); i++)
 	{
 		if (fs_types[i].magic == magic)
-			return fs_types[i].name;
+		{
+			strlcpy(buf, fs_types[i].name, size);
+			return;
+		}
 	}
-	return psprintf("unknown (0x%lx)", magic);
+	snprintf(buf, size, "unknown (0x%lx)", magic);
 }
 
 /*
- * wtsmgr_read_atomic_limits() -- Fill *limits for the file or directory at
- * path.
- *
- * Returns 0, or -1 with errno set if statx() or statfs() failed.  A kernel
- * or filesystem without atomic writes is not a failure: atomic_supported is
- * then false and the units are 0.
+ * Fill *limits from statx() of dirfd/path (path "" with AT_EMPTY_PATH for
+ * an open file) and from the filesystem type of fd, or of path if fd < 0.
  */
-int
-wtsmgr_read_atomic_limits(const char *path, WtsmgrAtomicLimits *limits)
+static int
+read_limits(int dirfd, const char *path, int flags, int fd,
+			WtsmgrAtomicLimits *limits)
 {
 	WtStatx		stx;
 	struct statfs sfs;
@@ -137,14 +157,16 @@ wtsmgr_read_atomic_limits(const char *path, WtsmgrAtomicLimits *limits)
 	memset(limits, 0, sizeof(*limits));
 	memset(&stx, 0, sizeof(stx));
 
-	if (syscall(SYS_statx, AT_FDCWD, path, 0,
+	if (syscall(SYS_statx, dirfd, path, flags,
 				WT_STATX_BASIC_STATS | WT_STATX_DIOALIGN | WT_STATX_WRITE_ATOMIC,
 				&stx) != 0)
 		return -1;
-	if (statfs(path, &sfs) != 0)
+	if ((fd >= 0 ? fstatfs(fd, &sfs) : statfs(path, &sfs)) != 0)
 		return -1;
 
-	limits->fs_type = fs_type_name((long) sfs.f_type);
+	fs_type_name((long) sfs.f_type, limits->fs_type, sizeof(limits->fs_type));
+	limits->dev_major = stx.stx_dev_major;
+	limits->dev_minor = stx.stx_dev_minor;
 
 	if (stx.stx_mask & WT_STATX_DIOALIGN)
 	{
@@ -164,4 +186,339 @@ wtsmgr_read_atomic_limits(const char *path, WtsmgrAtomicLimits *limits)
 	}
 
 	return 0;
+}
+
+/*
+ * wtsmgr_read_atomic_limits() -- Fill *limits for the file or directory at
+ * path.
+ *
+ * Returns 0, or -1 with errno set if statx() or statfs() failed.  A kernel
+ * or filesystem without atomic writes is not a failure: atomic_supported is
+ * then false and the units are 0.
+ */
+int
+wtsmgr_read_atomic_limits(const char *path, WtsmgrAtomicLimits *limits)
+{
+	return read_limits(AT_FDCWD, path, 0, -1, limits);
+}
+
+/*
+ * Can limits hold BLCKSZ writes untorn?  If not, say why in reason.
+ */
+static bool
+limits_allow_untorn_blocks(const WtsmgrAtomicLimits *limits,
+						   char *reason, size_t size)
+{
+	if (!limits->atomic_supported)
+		snprintf(reason, size, "statx reports no atomic write support on %s",
+				 limits->fs_type);
+	else if (limits->unit_max < BLCKSZ)
+		snprintf(reason, size, "atomic unit max %u < block size %d",
+				 limits->unit_max, BLCKSZ);
+	else if (limits->unit_min > BLCKSZ)
+		snprintf(reason, size, "atomic unit min %u > block size %d",
+				 limits->unit_min, BLCKSZ);
+	else if (limits->dio_offset_align == 0)
+		snprintf(reason, size, "statx reports no O_DIRECT support on %s",
+				 limits->fs_type);
+	else if (limits->dio_offset_align > BLCKSZ ||
+			 limits->dio_mem_align > BLCKSZ)
+		snprintf(reason, size,
+				 "O_DIRECT alignment (memory %u, offset %u) exceeds block size %d",
+				 limits->dio_mem_align, limits->dio_offset_align, BLCKSZ);
+	else
+		return true;
+	return false;
+}
+
+/*
+ * wtsmgr_probe_directory() -- Find out whether BLCKSZ writes to files in dir
+ * are untorn.
+ *
+ * Never fails: every problem becomes a reason in *result, and the
+ * tablespace is then not untorn.  Runs in the postmaster at startup, so it
+ * uses plain system calls rather than fd.c, and cleans up after itself.
+ */
+void
+wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
+{
+	char		path[MAXPGPATH];
+	int			fd;
+	void	   *page;
+	struct iovec iov;
+	ssize_t		rc;
+
+	memset(result, 0, sizeof(*result));
+
+	/*
+	 * The pgsql_tmp prefix keeps a file left by a crash out of base backups,
+	 * and tells a DBA what it is.
+	 */
+	snprintf(path, sizeof(path), "%s/%s_wtsmgr_probe.%d",
+			 dir, PG_TEMP_FILE_PREFIX, MyProcPid);
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | PG_BINARY,
+			  pg_file_create_mode);
+	if (fd < 0)
+	{
+		int			save_errno = errno;
+
+		/* Report what we can about the directory's filesystem anyway. */
+		(void) wtsmgr_read_atomic_limits(dir, &result->limits);
+		errno = save_errno;
+		snprintf(result->reason, sizeof(result->reason),
+				 "could not create probe file \"%s\" with O_DIRECT: %m", path);
+		return;
+	}
+
+	if (read_limits(fd, "", AT_EMPTY_PATH, fd, &result->limits) != 0)
+	{
+		snprintf(result->reason, sizeof(result->reason),
+				 "could not read atomic write limits of probe file \"%s\": %m",
+				 path);
+	}
+	else if (limits_allow_untorn_blocks(&result->limits, result->reason,
+										sizeof(result->reason)))
+	{
+		/* statx says yes: prove it with a real atomic write of one block. */
+		page = palloc_aligned(BLCKSZ, PG_IO_ALIGN_SIZE, MCXT_ALLOC_ZERO);
+		iov.iov_base = page;
+		iov.iov_len = BLCKSZ;
+		rc = pwritev2(fd, &iov, 1, 0, RWF_ATOMIC);
+		if (rc == BLCKSZ)
+		{
+			result->untorn = true;
+			snprintf(result->reason, sizeof(result->reason),
+					 "RWF_ATOMIC write of %d bytes proven; atomic units %u to %u bytes on %s",
+					 BLCKSZ, result->limits.unit_min, result->limits.unit_max,
+					 result->limits.fs_type);
+		}
+		else if (rc < 0)
+			snprintf(result->reason, sizeof(result->reason),
+					 "probe write failed: %m");
+		else
+			snprintf(result->reason, sizeof(result->reason),
+					 "probe write was short: %zd of %d bytes", rc, BLCKSZ);
+
+#ifdef RWF_WRITETHROUGH
+
+		/*
+		 * Buffered atomic writes are only safe when they are also written
+		 * through at once; newer kernels offer both together.
+		 */
+		if (result->untorn)
+		{
+			int			bfd = open(path, O_RDWR | PG_BINARY);
+
+			if (bfd >= 0)
+			{
+				result->writethrough =
+					pwritev2(bfd, &iov, 1, 0, RWF_ATOMIC | RWF_WRITETHROUGH) == BLCKSZ;
+				close(bfd);
+			}
+		}
+#endif
+		pfree(page);
+	}
+
+	close(fd);
+	if (unlink(path) != 0)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not remove wtsmgr probe file \"%s\": %m", path),
+				 errhint("Remove the file by hand; it holds no data.")));
+}
+
+/*
+ * wtsmgr_tablespace_dir() -- The directory, relative to the data directory,
+ * that holds a tablespace's relation files.
+ */
+void
+wtsmgr_tablespace_dir(Oid spcoid, char *buf, size_t size)
+{
+	if (spcoid == DEFAULTTABLESPACE_OID)
+		strlcpy(buf, "base", size);
+	else if (spcoid == GLOBALTABLESPACE_OID)
+		strlcpy(buf, "global", size);
+	else
+		snprintf(buf, size, "%s/%u/%s", PG_TBLSPC_DIR, spcoid,
+				 TABLESPACE_VERSION_DIRECTORY);
+}
+
+/*
+ * wtsmgr_find_tablespace() -- The entry for a tablespace, or NULL if it has
+ * not been probed.  Takes no lock: safe in critical sections.
+ */
+WtsmgrTablespace *
+wtsmgr_find_tablespace(Oid spcoid)
+{
+	uint32		n;
+
+	if (WtsmgrState == NULL)
+		return NULL;
+
+	n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+	/* pairs with the write barrier in store_probe() */
+	pg_read_barrier();
+	for (uint32 i = 0; i < n; i++)
+	{
+		if (WtsmgrState->tablespaces[i].spcoid == spcoid)
+			return &WtsmgrState->tablespaces[i];
+	}
+	return NULL;
+}
+
+/*
+ * Probe a tablespace and store the result in its entry, which is made if
+ * ts is NULL.  The caller holds WtsmgrState->lock exclusively, or is the
+ * postmaster before any other process exists.  Returns the entry, or NULL if
+ * there is no room for another.
+ */
+static WtsmgrTablespace *
+store_probe(Oid spcoid, WtsmgrTablespace *ts)
+{
+	char		dir[MAXPGPATH];
+	WtsmgrProbeResult result;
+	bool		is_new = (ts == NULL);
+	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+
+	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+
+	if (is_new)
+	{
+		if (n >= WTSMGR_MAX_TABLESPACES)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("wtsmgr cannot track tablespace %u (\"%s\"): it tracks at most %d tablespaces",
+							spcoid, dir, WTSMGR_MAX_TABLESPACES),
+					 errhint("The tablespace keeps its full-page images.")));
+			return NULL;
+		}
+		ts = &WtsmgrState->tablespaces[n];
+		ts->spcoid = spcoid;
+		ts->stats_reset = GetCurrentTimestamp();
+	}
+
+	wtsmgr_probe_directory(dir, &result);
+	ts->probe = result;
+	ts->probed_at = GetCurrentTimestamp();
+	pg_atomic_write_u32(&ts->state,
+						result.untorn ? WTSMGR_TS_UNTORN : WTSMGR_TS_TORN);
+
+	if (is_new)
+	{
+		/* publish the entry only once it is filled in */
+		pg_write_barrier();
+		pg_atomic_write_u32(&WtsmgrState->ntablespaces, n + 1);
+	}
+
+	ereport(LOG,
+			(errmsg("wtsmgr: tablespace %u (\"%s\"): %s",
+					spcoid, dir,
+					result.untorn ? "blocks are written untorn" :
+					"blocks may tear; full-page images are kept"),
+			 errdetail("%s", result.reason)));
+
+	return ts;
+}
+
+/*
+ * wtsmgr_probe_all_tablespaces() -- Probe pg_default, pg_global and every
+ * tablespace in pg_tblspc.  Called at shared memory creation, in the
+ * postmaster before the startup process runs recovery (or in a single-user
+ * backend), when no other process can look at the entries.
+ */
+void
+wtsmgr_probe_all_tablespaces(void)
+{
+	DIR		   *dir;
+	struct dirent *de;
+
+	store_probe(DEFAULTTABLESPACE_OID, NULL);
+	store_probe(GLOBALTABLESPACE_OID, NULL);
+
+	dir = AllocateDir(PG_TBLSPC_DIR);
+	while ((de = ReadDir(dir, PG_TBLSPC_DIR)) != NULL)
+	{
+		char	   *end;
+		unsigned long oid;
+
+		errno = 0;
+		oid = strtoul(de->d_name, &end, 10);
+		if (errno != 0 || *end != '\0' || end == de->d_name ||
+			oid == InvalidOid || oid > PG_UINT32_MAX)
+			continue;
+		store_probe((Oid) oid, NULL);
+	}
+	FreeDir(dir);
+}
+
+/*
+ * wtsmgr_get_tablespace() -- The entry for a tablespace, probing it first if
+ * it is new.  Must not be called in a critical section.
+ */
+WtsmgrTablespace *
+wtsmgr_get_tablespace(Oid spcoid)
+{
+	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
+
+	if (ts != NULL || WtsmgrState == NULL)
+		return ts;
+
+	Assert(CritSectionCount == 0);
+	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
+	ts = wtsmgr_find_tablespace(spcoid);
+	if (ts == NULL)
+		ts = store_probe(spcoid, NULL);
+	LWLockRelease(WtsmgrState->lock);
+
+	return ts;
+}
+
+/*
+ * wtsmgr_reprobe_tablespace() -- Probe a tablespace again.
+ */
+WtsmgrTablespace *
+wtsmgr_reprobe_tablespace(Oid spcoid)
+{
+	WtsmgrTablespace *ts;
+
+	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
+	ts = store_probe(spcoid, wtsmgr_find_tablespace(spcoid));
+	LWLockRelease(WtsmgrState->lock);
+
+	return ts;
+}
+
+/*
+ * wtsmgr_check_segment_file() -- Check that a segment file in an untorn
+ * tablespace can itself take atomic writes of a block.
+ *
+ * Limits are per file: a file may, for instance, have been copied in from
+ * elsewhere or sit on another filesystem behind a link.  A file that cannot
+ * is reported with a WARNING and counted in wtsmgr_stat_io.
+ */
+void
+wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path)
+{
+	WtsmgrAtomicLimits limits;
+	char		reason[256];
+
+	if (wtsmgr_read_atomic_limits(path, &limits) != 0)
+	{
+		/* md.c reports files it cannot open; a racing unlink is harmless */
+		if (errno == ENOENT)
+			return;
+		snprintf(reason, sizeof(reason), "statx failed: %m");
+	}
+	else if (limits_allow_untorn_blocks(&limits, reason, sizeof(reason)))
+		return;
+
+	wtsmgr_count_io(ts, WTSMGR_IO_NONATOMIC_FILES, 1);
+	ereport(WARNING,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("file \"%s\" in a tablespace with atomic writes cannot be written atomically", path),
+			 errdetail("%s.", reason),
+			 errhint("Check how the file came to be there; run wtsmgr_probe() on its tablespace to re-examine it.")));
 }

@@ -87,18 +87,18 @@ as_user()
 }
 
 # Make (or reuse) an XFS filesystem on a loop device, which gives software
-# RWF_ATOMIC writes on any block device.  Prints the mount point.  Needs
-# root; the caller checks.
-ensure_atomic_fs()
+# RWF_ATOMIC writes on any block device: $1 image name in the cache
+# directory, $2 size, $3 mount point.  Prints the mount point.  Needs root;
+# the caller checks.
+ensure_xfs_mount()
 {
-	local img=$WTSMGR_CACHE_DIR/atomic-xfs.img
-	local mnt=${WTSMGR_ATOMIC_MOUNT:-/mnt/wtsmgr-atomic}
+	local img=$WTSMGR_CACHE_DIR/$1 size=$2 mnt=$3
 
 	if ! mountpoint -q "$mnt"; then
 		command -v mkfs.xfs >/dev/null || die "mkfs.xfs is missing" "apt-get install xfsprogs"
 		mkdir -p "$mnt" "$WTSMGR_CACHE_DIR"
 		rm -f "$img"
-		truncate -s 4G "$img"
+		truncate -s "$size" "$img"
 		# reflink (the default) lets XFS do atomic writes in software
 		mkfs.xfs -q -m reflink=1 "$img" >&2 || die "mkfs.xfs failed on $img"
 		mount -o loop "$img" "$mnt" >&2 || die "cannot loop-mount $img on $mnt" \
@@ -106,4 +106,10 @@ ensure_atomic_fs()
 	fi
 	chmod 755 "$mnt"
 	echo "$mnt"
+}
+
+# The atomic filesystem that tests and the demo use.
+ensure_atomic_fs()
+{
+	ensure_xfs_mount atomic-xfs.img 4G "${WTSMGR_ATOMIC_MOUNT:-/mnt/wtsmgr-atomic}"
 }

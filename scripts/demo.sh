@@ -45,6 +45,19 @@ psql_demo()
 }
 
 psql_demo -q -c 'CREATE EXTENSION wtsmgr'
+
+# A tablespace on the atomic XFS filesystem, which root can make.
+if is_root; then
+	mnt=$(ensure_atomic_fs)
+	rm -rf "$mnt/demo"
+	mkdir -p "$mnt/demo"
+	chown "$WTSMGR_USER" "$mnt/demo"
+	psql_demo -q -c "CREATE TABLESPACE demo_atomic LOCATION '$mnt/demo'" \
+		-c 'CREATE TABLE demo_atomic (id int) TABLESPACE demo_atomic'
+	say "created tablespace demo_atomic on $mnt/demo (XFS on a loop device)"
+else
+	say "not root: no atomic filesystem for a demo tablespace (making the XFS loop mount needs root)"
+fi
 psql_demo <<'SQL'
 \pset footer off
 \echo 'What the server loaded:'
@@ -56,6 +69,10 @@ SELECT current_setting('shared_preload_libraries') AS shared_preload_libraries,
 SELECT * FROM wtsmgr_smgr_counters;
 \echo 'What statx reports for a file of the data directory:'
 SELECT * FROM wtsmgr_statx(pg_relation_filepath('pg_class'));
+\echo 'What wtsmgr found out about each tablespace at startup or first use:'
+SELECT tablespace, fs_type, atomic_unit_min, atomic_unit_max, untorn_blocks,
+       full_page_images, reason
+FROM wtsmgr_tablespaces;
 SQL
 
 run_as=

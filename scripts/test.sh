@@ -45,12 +45,21 @@ fi
 if is_root; then
 	mnt=$(ensure_atomic_fs)
 	export WTSMGR_ATOMIC_DIR=$mnt/test-$$
-	rm -rf "$WTSMGR_ATOMIC_DIR"
+	rm -rf "$mnt"/test-* "$mnt"/man
 	mkdir -p "$WTSMGR_ATOMIC_DIR"
 	chown "$WTSMGR_USER" "$WTSMGR_ATOMIC_DIR"
 	say "atomic filesystem: $WTSMGR_ATOMIC_DIR (XFS on a loop device)"
+	# A small one for tests that fill it up.
+	small=$(ensure_xfs_mount small-xfs.img 320M "${WTSMGR_SMALL_MOUNT:-/mnt/wtsmgr-small}")
+	export WTSMGR_FULL_DIR=$small/test-$$
+	rm -rf "$small"/test-*
+	mkdir -p "$WTSMGR_FULL_DIR"
+	chown "$WTSMGR_USER" "$WTSMGR_FULL_DIR"
+	say "small filesystem to fill: $WTSMGR_FULL_DIR (XFS on a loop device)"
 elif [ -n "${WTSMGR_ATOMIC_DIR:-}" ]; then
 	say "atomic filesystem: $WTSMGR_ATOMIC_DIR (from WTSMGR_ATOMIC_DIR)"
+	[ -n "${WTSMGR_FULL_DIR:-}" ] ||
+		say "NOTE: WTSMGR_FULL_DIR is unset: the full-filesystem test is skipped"
 else
 	[ "${CI:-}" = true ] && die "CI must run the atomic-filesystem tests, but this is not root" \
 		"run CI as root so that it can loop-mount XFS"
@@ -118,7 +127,9 @@ run_suite core-regress "$count_regress" \
 
 if [ "$failed" -eq 0 ]; then
 	rm -rf "$work"
-	[ -n "${WTSMGR_ATOMIC_DIR:-}" ] && is_root && rm -rf "$WTSMGR_ATOMIC_DIR"
+	if is_root; then
+		rm -rf "$WTSMGR_ATOMIC_DIR" "$WTSMGR_FULL_DIR"
+	fi
 else
 	for f in "${failures[@]}"; do
 		say "FAILED: $f"

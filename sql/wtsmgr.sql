@@ -63,4 +63,52 @@ SHOW wtsmgr.skip_full_page_images;
 SHOW wtsmgr.keep_full_page_images_tablespaces;
 SHOW wtsmgr.io_method;
 
+-- The DBA's views: their shape.
+SELECT * FROM wtsmgr_tablespaces WHERE false;
+SELECT * FROM wtsmgr_stat_io WHERE false;
+SELECT * FROM wtsmgr_relation('pg_class') WHERE false;
+
+-- pg_default and pg_global were probed at startup; the decision and the
+-- reason always come together.
+SELECT tablespace, path, probed_at IS NOT NULL AS probed,
+       untorn_blocks = (reason LIKE 'RWF_ATOMIC write of 8192 bytes proven%') AS reason_matches,
+       full_page_images LIKE 'kept: %' AS images_kept
+FROM wtsmgr_tablespaces WHERE tablespace IN ('pg_default', 'pg_global')
+ORDER BY 1;
+SELECT fork, tablespace FROM wtsmgr_relation('pg_class') ORDER BY 1;
+SELECT fork, full_page_images FROM wtsmgr_relation('wt_temp');
+
+-- The counters move with writes, and reset.
+CREATE TABLE wt_io (x int);
+INSERT INTO wt_io SELECT generate_series(1, 10000);
+CHECKPOINT;
+SELECT writes > 0 AS written, write_bytes >= writes * 8192 AS bytes_counted,
+       extends > 0 AS extended
+FROM wtsmgr_stat_io WHERE tablespace = 'pg_default';
+SELECT wtsmgr_stat_reset();
+SELECT writes, extends, stats_reset > now() - interval '1 hour' AS reset_recently
+FROM wtsmgr_stat_io WHERE tablespace = 'pg_default';
+DROP TABLE wt_io;
+
+-- Re-probing on demand.
+SELECT tablespace, probed_at > now() - interval '1 hour' AS just_probed
+FROM wtsmgr_probe('pg_default');
+
+-- Errors
+SELECT * FROM wtsmgr_probe('no_such_tablespace');
+SELECT * FROM wtsmgr_relation('pg_tables');
+CREATE ROLE regress_wtsmgr_user;
+CREATE ROLE regress_wtsmgr_maintainer IN ROLE pg_maintain;
+SET ROLE regress_wtsmgr_user;
+SELECT * FROM wtsmgr_probe('pg_default');
+SELECT wtsmgr_stat_reset();
+SELECT count(*) > 0 AS can_read_views FROM wtsmgr_tablespaces;
+RESET ROLE;
+SET ROLE regress_wtsmgr_maintainer;
+SELECT tablespace FROM wtsmgr_probe('pg_default');
+SELECT wtsmgr_stat_reset();
+RESET ROLE;
+DROP ROLE regress_wtsmgr_user;
+DROP ROLE regress_wtsmgr_maintainer;
+
 DROP EXTENSION wtsmgr;
