@@ -332,6 +332,28 @@ wtsmgr_truncate(SMgrRelation reln, ForkNumber forknum,
 }
 
 /*
+ * Open a relation that has files, for the SQL functions that look at them.
+ */
+static Relation
+open_relation_with_storage(Oid relid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass an existing table, index, sequence or materialized view.")));
+	if (!RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation \"%s\" has no storage",
+						RelationGetRelationName(rel)),
+				 errhint("Only tables, indexes, sequences and materialized views have files that a storage manager opens.")));
+	return rel;
+}
+
+/*
  * SQL: wtsmgr_version() returns the version compiled into the loaded
  * library, to compare with the extension's version in pg_extension.
  */
@@ -357,20 +379,7 @@ wtsmgr_relation_smgr(PG_FUNCTION_ARGS)
 	SMgrId		which;
 	const char *name;
 
-	rel = try_relation_open(relid, AccessShareLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid),
-				 errhint("Pass an existing table, index, sequence or materialized view.")));
-
-	if (!RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation \"%s\" has no storage",
-						RelationGetRelationName(rel)),
-				 errhint("Only tables, indexes, sequences and materialized views have files that a storage manager opens.")));
-
+	rel = open_relation_with_storage(relid);
 	which = RelationGetSmgr(rel)->smgr_which;
 	relation_close(rel, AccessShareLock);
 
@@ -693,19 +702,7 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	rel = try_relation_open(relid, AccessShareLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid),
-				 errhint("Pass an existing table, index, sequence or materialized view.")));
-	if (!RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation \"%s\" has no storage",
-						RelationGetRelationName(rel)),
-				 errhint("Only tables, indexes, sequences and materialized views have files that a storage manager opens.")));
-
+	rel = open_relation_with_storage(relid);
 	reln = RelationGetSmgr(rel);
 	spcoid = reln->smgr_rlocator.locator.spcOid;
 	spcname = get_tablespace_name(spcoid);

@@ -110,6 +110,11 @@ $node->safe_psql(
 	INSERT INTO t_plain SELECT generate_series(1, 1000);
 	CHECKPOINT});
 my $datadir = $node->data_dir;
+for my $t ('t_atomic', 't_plain')
+{
+	is($node->safe_psql('postgres', "SELECT wtsmgr_relation_smgr('$t')"),
+		'wtsmgr', "$t is opened through wtsmgr");
+}
 my $file_atomic = "$datadir/"
   . $node->safe_psql('postgres', "SELECT pg_relation_filepath('t_atomic')");
 is($row->('ts_atomic', $limits),
@@ -235,6 +240,15 @@ unlink($filler) or die "unlink $filler: $!";
 is($node->safe_psql('postgres',
 		q{SELECT untorn_blocks FROM wtsmgr_probe('ts_full')}),
 	't', 'space freed: untorn again after wtsmgr_probe()');
+
+# The data written into the tablespaces survives a crash.
+$node->stop('immediate');
+$node->start;
+is( $node->safe_psql(
+		'postgres',
+		'SELECT (SELECT count(*) FROM t_atomic) + (SELECT count(*) FROM t_plain)'),
+	'2000',
+	'rows in both tablespaces survive a crash');
 
 # No probe file is left behind anywhere.
 my @left = (
