@@ -23,11 +23,12 @@ REGRESS_OPTS = --temp-instance=./tmp_check_regress \
 	--temp-config=$(srcdir)/test/wtsmgr_regress.conf
 TAP_TESTS = 1
 
-EXTRA_CLEAN = tmp_check_regress
+EXTRA_CLEAN = tmp_check_regress test/split_test
 
 # The library reports the version in wtsmgr.control.
 WTSMGR_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))wtsmgr.control)
 PG_CPPFLAGS = -DWTSMGR_VERSION='"$(WTSMGR_VERSION)"'
+SHLIB_LINK = -luring
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -46,15 +47,23 @@ endif
 include $(PGXS)
 
 # Test-only module used by the TAP tests; built here, never installed.
-export WTSMGR_UNTORN_TEST_MODULE := $(abspath test/untorn_test/untorn_test)
+export WTSMGR_TEST_MODULE := $(abspath test/wtsmgr_test/wtsmgr_test)
+
+# Unit test of the multiple-atomicity planner (wtsmgr_split.h); plain C.
+test/split_test: test/split_test.c wtsmgr_split.h
+	$(CC) -O2 -Wall -Wextra -std=c99 -o $@ test/split_test.c
+
+.PHONY: check-split
+check-split: test/split_test
+	test/split_test
 
 .PHONY: test-modules
 test-modules:
-	$(MAKE) -C test/untorn_test PG_CONFIG=$(PG_CONFIG)
+	$(MAKE) -C test/wtsmgr_test PG_CONFIG=$(PG_CONFIG)
 
 installcheck: test-modules
 
 clean: clean-test-modules
 .PHONY: clean-test-modules
 clean-test-modules:
-	$(MAKE) -C test/untorn_test PG_CONFIG=$(PG_CONFIG) clean
+	$(MAKE) -C test/wtsmgr_test PG_CONFIG=$(PG_CONFIG) clean

@@ -76,10 +76,19 @@ static const struct config_enum_entry wtsmgr_io_method_options[] = {
 	{NULL, 0, false}
 };
 
+static const struct config_enum_entry wtsmgr_durability_options[] = {
+	{"fsync", WTSMGR_DURABILITY_FSYNC, false},
+	{"dsync", WTSMGR_DURABILITY_DSYNC, false},
+	{NULL, 0, false}
+};
+
 /* GUC variables */
 static bool wtsmgr_skip_full_page_images = true;
 static char *wtsmgr_keep_fpi_tablespaces = NULL;
 static int	wtsmgr_io_method = WTSMGR_IO_AUTO;
+int			wtsmgr_durability = WTSMGR_DURABILITY_FSYNC;
+int			wtsmgr_io_uring_entries = 64;
+int			wtsmgr_extent_size_hint = 1024;
 
 WtsmgrShared *WtsmgrState = NULL;
 
@@ -180,6 +189,34 @@ _PG_init(void)
 							 PGC_POSTMASTER,
 							 0,
 							 check_io_method, NULL, NULL);
+
+	DefineCustomEnumVariable("wtsmgr.durability",
+							 "How atomic writes are made durable.",
+							 "fsync: plain atomic direct writes, fsynced by the checkpointer as md.c's are; dsync: every atomic write carries RWF_DSYNC and needs no fsync.",
+							 &wtsmgr_durability,
+							 WTSMGR_DURABILITY_FSYNC,
+							 wtsmgr_durability_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("wtsmgr.io_uring_entries",
+							"Size of each backend's io_uring submission queue.",
+							"A batch of atomic units larger than this is submitted in several rounds.",
+							&wtsmgr_io_uring_entries,
+							64, 8, 4096,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("wtsmgr.extent_size_hint",
+							"XFS extent size hint given to new relation files in tablespaces with atomic writes.",
+							"0 gives none.",
+							&wtsmgr_extent_size_hint,
+							1024, 0, 1024 * 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("wtsmgr");
 
@@ -328,6 +365,8 @@ wtsmgr_truncate(SMgrRelation reln, ForkNumber forknum,
 				BlockNumber old_blocks, BlockNumber nblocks)
 {
 	mdtruncate(reln, forknum, old_blocks, nblocks);
+	/* forget our descriptors of segments that may be gone */
+	wtsmgr_atomic_close(reln, forknum);
 	wtsmgr_count(WTSMGR_COUNT_TRUNCATE, 1);
 }
 

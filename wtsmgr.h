@@ -16,6 +16,7 @@
 
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
+#include "storage/fd.h"
 #include "storage/lwlock.h"
 #include "storage/smgr.h"
 
@@ -134,8 +135,18 @@ typedef struct WtsmgrShared
 	WtsmgrTablespace tablespaces[WTSMGR_MAX_TABLESPACES];
 } WtsmgrShared;
 
+/* wtsmgr.durability */
+typedef enum WtsmgrDurability
+{
+	WTSMGR_DURABILITY_FSYNC,	/* checkpointer fsyncs, as for md.c */
+	WTSMGR_DURABILITY_DSYNC,	/* RWF_DSYNC on every atomic write */
+} WtsmgrDurability;
+
 /* wtsmgr.c */
 extern WtsmgrShared *WtsmgrState;
+extern int	wtsmgr_durability;
+extern int	wtsmgr_io_uring_entries;
+extern int	wtsmgr_extent_size_hint;
 
 static inline void
 wtsmgr_count(WtsmgrCounter counter, uint64 n)
@@ -155,16 +166,21 @@ wtsmgr_count_io(WtsmgrTablespace *ts, WtsmgrIoCounter counter, uint64 n)
  * wtsmgr's SMgrRelation entries: md.c's fields, which live in
  * SMgrRelationData, then ours.
  */
+/* What wtsmgr keeps per segment file it writes atomically */
+typedef struct WtsmgrSegment
+{
+	File		file;			/* our O_DIRECT descriptor; 0 if not open */
+	bool		checked;		/* statx-checked since the fork was opened */
+	bool		atomic;			/* ... and found able to take atomic writes */
+} WtsmgrSegment;
+
 typedef struct WtSMgrRelationData
 {
 	SMgrRelationData reln;
 	WtsmgrTablespace *wt_tablespace;	/* NULL until first write */
 
-	/*
-	 * Per fork, which segment files were checked with statx since the fork
-	 * was opened: wt_segs_checked[forknum][segno], wt_nsegs[forknum] long.
-	 */
-	bool	   *wt_segs_checked[MAX_FORKNUM + 1];
+	/* per fork, wt_nsegs[forknum] entries, indexed by segment number */
+	WtsmgrSegment *wt_segs[MAX_FORKNUM + 1];
 	int			wt_nsegs[MAX_FORKNUM + 1];
 } WtSMgrRelationData;
 
@@ -194,6 +210,6 @@ extern void wtsmgr_probe_all_tablespaces(void);
 extern WtsmgrTablespace *wtsmgr_find_tablespace(Oid spcoid);
 extern WtsmgrTablespace *wtsmgr_get_tablespace(Oid spcoid);
 extern WtsmgrTablespace *wtsmgr_reprobe_tablespace(Oid spcoid);
-extern void wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path);
+extern bool wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path);
 
 #endif							/* WTSMGR_H */

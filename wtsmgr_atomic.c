@@ -1,17 +1,49 @@
 /*-------------------------------------------------------------------------
  *
  * wtsmgr_atomic.c
- *	  The write path of the wtsmgr storage manager.
+ *	  The write path of the wtsmgr storage manager: untorn atomic writes.
  *
  * This file owns every write of relation blocks that the storage manager
- * receives: smgr_writev, smgr_extend and smgr_zeroextend.  It finds the
- * tablespace a relation lives in (probing it first if it is new, so that no
- * relation of a new tablespace is written before the tablespace is probed),
- * counts the writes per tablespace, and checks each segment file of an
- * untorn tablespace with statx the first time it is written.  Tablespaces
- * proven untorn will get writethrough RWF_ATOMIC writes here; until that
- * path exists, every write is handed to md.c unchanged, which is also what
- * all other tablespaces will keep getting.
+ * receives: smgr_writev, smgr_extend and smgr_zeroextend.  For a relation in
+ * a tablespace proven untorn (wtsmgr_statx.c), blocks reach the disk with
+ * writethrough RWF_ATOMIC writes, so that no block can ever be torn:
+ *
+ * - Each segment file gets a second file descriptor, opened with O_DIRECT
+ *   through fd.c, so max_files_per_process is respected.  md.c keeps its own
+ *   buffered descriptor for reads, sizes and truncation; the kernel keeps the
+ *   page cache coherent with the direct writes.  Our descriptors are closed
+ *   with md's, on close, truncate and unlink, and when smgrrelease() asks.
+ *   (Buffered RWF_ATOMIC | RWF_WRITETHROUGH would serve where the kernel and
+ *   headers offer it; bookworm's do not.)
+ *
+ * - A call with n blocks is cut into naturally aligned power-of-two units
+ *   (wtsmgr_split.h), each a valid atomic write of whole blocks.  One unit
+ *   goes down with pwritev2(); several go to this backend's io_uring ring in
+ *   one submission, and all are reaped before we return.  Units whose
+ *   buffers need more iovecs than the device takes, or are misaligned, are
+ *   copied into an aligned bounce buffer.
+ *
+ * - Durability: with wtsmgr.durability = fsync, writes are plain atomic
+ *   direct writes and the checkpointer fsyncs the segment, as md.c arranges
+ *   for its own writes; with dsync, every write carries RWF_DSYNC and no
+ *   fsync request is made for it.
+ *
+ * - A write that cannot be done atomically (EINVAL, EOPNOTSUPP) is an ERROR,
+ *   never a fallback to a plain write: the caller's buffer stays dirty and
+ *   is written again later.  So is any other failure, and a call with some
+ *   units written and others not is reported as failed as a whole.
+ *
+ * - Extending: smgr_extend writes the new block atomically, creating the
+ *   segment file if needed; smgr_zeroextend writes zero blocks the same way,
+ *   so their space is allocated as md.c's rule wants (a checkpoint must not
+ *   hit ENOSPC) without unwritten extents, which would cost a metadata update
+ *   on each later write.  New files in XFS get an extent size hint
+ *   (wtsmgr.extent_size_hint) so that growing many files at once does not
+ *   fragment them.
+ *
+ * Temporary relations are never WAL-logged and vanish at a crash, so a torn
+ * page of theirs cannot matter: they, and everything outside untorn
+ * tablespaces, go to md.c unchanged.
  *
  * Copyright (c) 2026, wtsmgr developers
  *
@@ -22,15 +54,62 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <liburing.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
 #include "common/relpath.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "storage/fd.h"
 #include "storage/md.h"
+#include "storage/sync.h"
+#include "utils/injection_point.h"
 #include "utils/memutils.h"
+#include "utils/wait_event.h"
 
 #include "wtsmgr.h"
+#include "wtsmgr_split.h"
 
-/* holds the per-relation arrays of checked segments */
+/* Largest run handled in one go: io_combine_limit's ceiling */
+#define WTSMGR_MAX_RUN MAX_IO_COMBINE_LIMIT
+
+/* Retries of a unit that was interrupted or written short */
+#define WTSMGR_MAX_RETRIES 16
+
+/* XFS magic, for the extent size hint */
+#define WTSMGR_XFS_MAGIC 0x58465342
+
+/* holds the per-relation segment arrays */
 static MemoryContext WtsmgrCxt = NULL;
+
+/* this backend's io_uring ring, created on first multi-unit write */
+static struct io_uring ring;
+static enum
+{
+	RING_NONE, RING_READY, RING_UNAVAILABLE
+}			ring_state = RING_NONE;
+
+/* aligned scratch areas, allocated on first use */
+static char *bounce_area = NULL;
+static char *zero_area = NULL;
+
+static WtsmgrSegment *get_segment(WtSMgrRelation wreln, ForkNumber forknum,
+								  BlockNumber segno);
+static File open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+						 ForkNumber forknum, BlockNumber segno, bool create);
+static void atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+						 ForkNumber forknum, BlockNumber blocknum,
+						 const void **buffers, BlockNumber nblocks,
+						 bool skipFsync, bool extending);
+static void write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+							  ForkNumber forknum, BlockNumber blocknum,
+							  const void **buffers, uint32 nblocks,
+							  bool skipFsync, bool extending);
 
 /*
  * wtsmgr_atomic_init() -- Per-process initialization (smgr_init).
@@ -53,29 +132,36 @@ wtsmgr_atomic_open(SMgrRelation reln)
 	wreln->wt_tablespace = NULL;
 	for (int fork = 0; fork <= MAX_FORKNUM; fork++)
 	{
-		wreln->wt_segs_checked[fork] = NULL;
+		wreln->wt_segs[fork] = NULL;
 		wreln->wt_nsegs[fork] = 0;
 	}
 }
 
 /*
- * wtsmgr_atomic_close() -- Forget what we knew about a fork's files.
+ * wtsmgr_atomic_close() -- Close our descriptors of a fork's files and
+ * forget what we knew about them.
  */
 void
 wtsmgr_atomic_close(SMgrRelation reln, ForkNumber forknum)
 {
 	WtSMgrRelation wreln = (WtSMgrRelation) reln;
 
-	if (wreln->wt_segs_checked[forknum] != NULL)
-		pfree(wreln->wt_segs_checked[forknum]);
-	wreln->wt_segs_checked[forknum] = NULL;
+	for (int segno = 0; segno < wreln->wt_nsegs[forknum]; segno++)
+	{
+		if (wreln->wt_segs[forknum][segno].file > 0)
+			FileClose(wreln->wt_segs[forknum][segno].file);
+	}
+	if (wreln->wt_segs[forknum] != NULL)
+		pfree(wreln->wt_segs[forknum]);
+	wreln->wt_segs[forknum] = NULL;
 	wreln->wt_nsegs[forknum] = 0;
 }
 
 /*
  * wtsmgr_relation_tablespace() -- The tablespace entry of a relation,
- * probing the tablespace first if it is new.  In a critical section nothing may be probed; the relation then
- * counts as being in an unprobed tablespace.
+ * probing the tablespace first if it is new.  In a critical section nothing
+ * may be probed; the relation then counts as being in an unprobed
+ * tablespace.
  */
 WtsmgrTablespace *
 wtsmgr_relation_tablespace(SMgrRelation reln)
@@ -94,48 +180,491 @@ wtsmgr_relation_tablespace(SMgrRelation reln)
 }
 
 /*
- * Check with statx, once per fork opening, each segment file that
- * blocks [blocknum, blocknum + nblocks) of an untorn tablespace live in.
+ * Does this relation's writing go through the atomic path?  Only if its
+ * tablespace was proven untorn; temporary relations never do (see the file
+ * header).
+ */
+static WtsmgrTablespace *
+atomic_tablespace(SMgrRelation reln)
+{
+	WtsmgrTablespace *ts;
+
+	if (SmgrIsTemp(reln))
+		return NULL;
+	ts = wtsmgr_relation_tablespace(reln);
+	if (ts == NULL || pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN)
+		return NULL;
+	return ts;
+}
+
+/*
+ * The bookkeeping entry of a segment, making room for it.
+ */
+static WtsmgrSegment *
+get_segment(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
+{
+	if (segno >= (BlockNumber) wreln->wt_nsegs[forknum])
+	{
+		int			oldlen = wreln->wt_nsegs[forknum];
+		int			newlen = Max(segno + 1, 4);
+
+		if (wreln->wt_segs[forknum] == NULL)
+			wreln->wt_segs[forknum] =
+				MemoryContextAllocZero(WtsmgrCxt, sizeof(WtsmgrSegment) * newlen);
+		else
+			wreln->wt_segs[forknum] =
+				repalloc0_array(wreln->wt_segs[forknum], WtsmgrSegment,
+								oldlen, newlen);
+		wreln->wt_nsegs[forknum] = newlen;
+	}
+	return &wreln->wt_segs[forknum][segno];
+}
+
+static void
+segment_path(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno,
+			 char *buf, size_t size)
+{
+	RelPathStr	path = relpath(wreln->reln.smgr_rlocator, forknum);
+
+	if (segno == 0)
+		strlcpy(buf, path.str, size);
+	else
+		snprintf(buf, size, "%s.%u", path.str, segno);
+}
+
+/*
+ * Give a new, empty file on XFS an extent size hint, so that direct writes
+ * growing many files at once allocate in large extents.  XFS accepts the
+ * hint only before the file has data; failing is harmless.
  */
 static void
-check_segments(WtSMgrRelation wreln, WtsmgrTablespace *ts,
-			   ForkNumber forknum, BlockNumber blocknum, BlockNumber nblocks)
+set_extent_size_hint(int fd, WtsmgrTablespace *ts)
 {
-	BlockNumber first = blocknum / RELSEG_SIZE;
-	BlockNumber last = (blocknum + nblocks - 1) / RELSEG_SIZE;
+	struct fsxattr fsx;
 
-	if (ts == NULL || nblocks == 0 ||
-		pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN)
+	if (wtsmgr_extent_size_hint <= 0 ||
+		strcmp(ts->probe.limits.fs_type, "xfs") != 0)
 		return;
+	if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) != 0 || fsx.fsx_nextents != 0)
+		return;
+	fsx.fsx_xflags |= FS_XFLAG_EXTSIZE;
+	fsx.fsx_extsize = (uint32) wtsmgr_extent_size_hint * 1024;
+	if (ioctl(fd, FS_IOC_FSSETXATTR, &fsx) != 0)
+		elog(DEBUG1, "could not set extent size hint: %m");
+}
 
-	for (BlockNumber segno = first; segno <= last; segno++)
+/*
+ * Open our O_DIRECT descriptor of a segment file.  create is for extension,
+ * which may begin a new segment file, as md.c's does.  A new file gets the
+ * extent size hint; any file is checked once with statx.
+ */
+static File
+open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
+			 BlockNumber segno, bool create)
+{
+	WtsmgrSegment *seg = get_segment(wreln, forknum, segno);
+	char		path[MAXPGPATH];
+
+	if (seg->file > 0)
+		return seg->file;
+
+	segment_path(wreln, forknum, segno, path, sizeof(path));
+	seg->file = PathNameOpenFile(path, O_RDWR | PG_BINARY | PG_O_DIRECT |
+								 (create ? O_CREAT : 0));
+	if (seg->file < 0)
 	{
-		RelPathStr	path;
-		char		segpath[MAXPGPATH];
+		seg->file = 0;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for atomic writes: %m", path),
+				 errhint("wtsmgr writes relation files in tablespaces with atomic writes through a second, O_DIRECT descriptor.")));
+	}
 
-		if (segno >= (BlockNumber) wreln->wt_nsegs[forknum])
-		{
-			int			newlen = Max(segno + 1, 4);
+	if (!seg->checked)
+	{
+		if (create && FileSize(seg->file) == 0)
+			set_extent_size_hint(FileGetRawDesc(seg->file), ts);
+		seg->atomic = wtsmgr_check_segment_file(ts, path);
+		seg->checked = true;
+	}
+	return seg->file;
+}
 
-			if (wreln->wt_segs_checked[forknum] == NULL)
-				wreln->wt_segs_checked[forknum] =
-					MemoryContextAllocZero(WtsmgrCxt, sizeof(bool) * newlen);
-			else
-				wreln->wt_segs_checked[forknum] =
-					repalloc0_array(wreln->wt_segs_checked[forknum], bool,
-									wreln->wt_nsegs[forknum], newlen);
-			wreln->wt_nsegs[forknum] = newlen;
-		}
-		if (wreln->wt_segs_checked[forknum][segno])
-			continue;
+/*
+ * Ask the checkpointer to fsync a segment we wrote, as md.c's
+ * register_dirty_segment() does; if its queue is full, fsync it ourselves.
+ */
+static void
+register_dirty_segment(WtSMgrRelation wreln, ForkNumber forknum,
+					   BlockNumber segno, File file)
+{
+	FileTag		tag;
 
-		path = relpath(wreln->reln.smgr_rlocator, forknum);
-		if (segno == 0)
-			strlcpy(segpath, path.str, sizeof(segpath));
+	memset(&tag, 0, sizeof(tag));
+	tag.handler = SYNC_HANDLER_MD;
+	tag.rlocator = wreln->reln.smgr_rlocator.locator;
+	tag.forknum = forknum;
+	tag.segno = segno;
+
+	if (!RegisterSyncRequest(&tag, SYNC_REQUEST, false))
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("could not forward fsync request because request queue is full")));
+		if (FileSync(file, WAIT_EVENT_DATA_FILE_SYNC) < 0)
+			ereport(data_sync_elevel(ERROR),
+					(errcode_for_file_access(),
+					 errmsg("could not fsync file \"%s\": %m",
+							FilePathName(file)),
+					 errhint("The written blocks remain dirty in shared buffers and will be written again.")));
+	}
+}
+
+/*
+ * Report a failed atomic write.  EINVAL and EOPNOTSUPP mean the kernel
+ * refused the write as an atomic one, which must not happen in a tablespace
+ * proven untorn; everything else is an I/O failure.  Either way the caller's
+ * buffers stay dirty.
+ */
+static void
+report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
+					 size_t len, int err)
+{
+	errno = err;
+	if (err == EINVAL || err == EOPNOTSUPP)
+	{
+		wtsmgr_count_io(ts, WTSMGR_IO_REFUSALS, 1);
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
+						len, FilePathName(file), (long long) offset),
+				 errdetail("The kernel refused an RWF_ATOMIC write in a tablespace where atomic writes were proven; wtsmgr never falls back to a write that could tear."),
+				 errhint("The blocks stay dirty in shared buffers and nothing is lost. Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
+	}
+	wtsmgr_count_io(ts, WTSMGR_IO_ERRORS, 1);
+	ereport(ERROR,
+			(errcode_for_file_access(),
+			 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
+					len, FilePathName(file), (long long) offset),
+			 errhint("The blocks stay dirty in shared buffers and nothing is lost; they are written again once the cause (e.g. a full disk) is fixed.")));
+}
+
+/*
+ * A unit's iovecs: the blocks' own buffers, joining neighbours in memory,
+ * or one bounce buffer holding a copy of them.
+ */
+static int
+unit_iovecs(const WtsmgrUnit *unit, const void **buffers, char **bounce,
+			struct iovec *iov)
+{
+	int			niov = 0;
+
+	if (unit->bounce)
+	{
+		char	   *dst = *bounce;
+
+		for (uint32 i = 0; i < unit->nblocks; i++)
+			memcpy(dst + (size_t) i * BLCKSZ, buffers[unit->first + i], BLCKSZ);
+		iov[0].iov_base = dst;
+		iov[0].iov_len = (size_t) unit->nblocks * BLCKSZ;
+		*bounce += (size_t) unit->nblocks * BLCKSZ;
+		return 1;
+	}
+
+	for (uint32 i = unit->first; i < unit->first + unit->nblocks; i++)
+	{
+		if (niov > 0 &&
+			(const char *) iov[niov - 1].iov_base + iov[niov - 1].iov_len ==
+			(const char *) buffers[i])
+			iov[niov - 1].iov_len += BLCKSZ;
 		else
-			snprintf(segpath, sizeof(segpath), "%s.%u", path.str, segno);
-		wtsmgr_check_segment_file(ts, segpath);
-		wreln->wt_segs_checked[forknum][segno] = true;
+		{
+			iov[niov].iov_base = unconstify(void *, buffers[i]);
+			iov[niov].iov_len = BLCKSZ;
+			niov++;
+		}
+	}
+	return niov;
+}
+
+/*
+ * The injection point "wtsmgr-atomic-write" lets tests make the next atomic
+ * write fail with an errno of their choosing (0: no failure).
+ */
+static int
+injected_failure(void)
+{
+	int			err = 0;
+
+	INJECTION_POINT("wtsmgr-atomic-write", &err);
+	return err;
+}
+
+/*
+ * Write one unit with pwritev2(), retrying interruptions and short writes.
+ * Returns 0 or an errno.
+ */
+static int
+pwrite_unit(int fd, struct iovec *iov, int niov, off_t offset, size_t len,
+			int flags)
+{
+	for (int attempt = 0; attempt < WTSMGR_MAX_RETRIES; attempt++)
+	{
+		ssize_t		rc;
+		int			err = injected_failure();
+
+		if (err != 0)
+			return err;
+
+		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
+		rc = pwritev2(fd, iov, niov, offset, flags);
+		pgstat_report_wait_end();
+
+		if (rc == (ssize_t) len)
+			return 0;
+		if (rc < 0 && errno != EINTR && errno != EAGAIN)
+			return errno;
+		/* interrupted, or short: write the whole unit again */
+		CHECK_FOR_INTERRUPTS();
+	}
+	return EIO;
+}
+
+/*
+ * Create this backend's ring on first use.  A kernel without io_uring (or
+ * with it disabled) still gets atomic writes, one unit at a time.
+ */
+static bool
+ring_available(void)
+{
+	if (ring_state == RING_NONE)
+	{
+		int			rc = io_uring_queue_init(wtsmgr_io_uring_entries, &ring, 0);
+
+		if (rc == 0)
+			ring_state = RING_READY;
+		else
+		{
+			ring_state = RING_UNAVAILABLE;
+			ereport(LOG,
+					(errmsg("wtsmgr could not set up io_uring, writing atomic units one at a time: %s",
+							strerror(-rc)),
+					 errhint("Check that io_uring is enabled (sysctl kernel.io_uring_disabled).")));
+		}
+	}
+	return ring_state == RING_READY;
+}
+
+/*
+ * Write units [0, nunits) through the ring, all submitted before any is
+ * waited for, and all reaped before returning.  Units interrupted or
+ * written short are submitted again.  Returns 0, or the first errno, with
+ * *failed_unit set.
+ */
+static int
+ring_write_units(int fd, struct iovec **iovs, int *niovs,
+				 off_t *offsets, size_t *lens, int nunits, int flags,
+				 int *failed_unit)
+{
+	int			retries[WTSMGR_MAX_RUN] = {0};
+	int			pending = 0;
+	int			next = 0;
+	int			first_err = 0;
+	bool		resubmit[WTSMGR_MAX_RUN] = {0};
+	int			nresubmit = 0;
+
+	while (next < nunits || pending > 0 || nresubmit > 0)
+	{
+		struct io_uring_cqe *cqe;
+		int			rc;
+
+		/* queue what fits: new units, then units to write again */
+		for (int u = 0; u < nunits && first_err == 0; u++)
+		{
+			struct io_uring_sqe *sqe;
+			bool		fresh = (u == next && next < nunits);
+
+			if (!fresh && !resubmit[u])
+				continue;
+			sqe = io_uring_get_sqe(&ring);
+			if (sqe == NULL)
+				break;
+			io_uring_prep_writev(sqe, fd, iovs[u], niovs[u], offsets[u]);
+			sqe->rw_flags = flags;
+			io_uring_sqe_set_data64(sqe, (uint64) u);
+			pending++;
+			if (fresh)
+				next++;
+			else
+			{
+				resubmit[u] = false;
+				nresubmit--;
+			}
+		}
+		if (first_err != 0)
+		{
+			/* stop submitting, but reap all that is in flight */
+			next = nunits;
+			nresubmit = 0;
+		}
+		if (pending == 0)
+			break;
+
+		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
+		rc = io_uring_submit_and_wait(&ring, 1);
+		pgstat_report_wait_end();
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+		{
+			/* the ring is unusable: what was submitted may still run */
+			elog(PANIC, "io_uring_submit_and_wait failed: %s", strerror(-rc));
+		}
+
+		while (io_uring_peek_cqe(&ring, &cqe) == 0)
+		{
+			int			u = (int) io_uring_cqe_get_data64(cqe);
+			int			res = cqe->res;
+
+			io_uring_cqe_seen(&ring, cqe);
+			pending--;
+			if (res == (int) lens[u])
+				continue;
+			if ((res >= 0 || res == -EINTR || res == -EAGAIN) &&
+				++retries[u] < WTSMGR_MAX_RETRIES && first_err == 0)
+			{
+				resubmit[u] = true;
+				nresubmit++;
+				continue;
+			}
+			if (first_err == 0)
+			{
+				first_err = res < 0 ? -res : EIO;
+				*failed_unit = u;
+			}
+		}
+	}
+	return first_err;
+}
+
+/*
+ * Write blocks [blocknum, blocknum + nblocks) of one segment atomically.
+ */
+static void
+write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+				  ForkNumber forknum, BlockNumber blocknum,
+				  const void **buffers, uint32 nblocks, bool skipFsync,
+				  bool extending)
+{
+	BlockNumber segno = blocknum / RELSEG_SIZE;
+	BlockNumber segblock = blocknum % RELSEG_SIZE;
+	WtsmgrAtomicLimits *limits = &ts->probe.limits;
+	WtsmgrUnit	units[WTSMGR_MAX_RUN];
+	struct iovec iov[WTSMGR_MAX_RUN];	/* at most one per block */
+	struct iovec *iovs[WTSMGR_MAX_RUN]; /* each unit's first iovec */
+	int			niovs[WTSMGR_MAX_RUN];
+	off_t		offsets[WTSMGR_MAX_RUN];
+	size_t		lens[WTSMGR_MAX_RUN];
+	char	   *bounce;
+	uint32		nunits;
+	File		file;
+	int			fd;
+	int			flags = RWF_ATOMIC;
+	int			err;
+	int			failed = 0;
+
+	Assert(nblocks > 0 && nblocks <= WTSMGR_MAX_RUN);
+	Assert(segblock + nblocks <= RELSEG_SIZE);
+
+	file = open_segment(wreln, ts, forknum, segno, extending);
+	if (!get_segment(wreln, forknum, segno)->atomic)
+	{
+		wtsmgr_count_io(ts, WTSMGR_IO_REFUSALS, 1);
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not write %u blocks of file \"%s\" atomically",
+						nblocks, FilePathName(file)),
+				 errdetail("statx reports that the file cannot take atomic writes of a block, although its tablespace can."),
+				 errhint("The blocks stay dirty in shared buffers and nothing is lost. Move the file back onto the tablespace's filesystem, or re-probe the tablespace with wtsmgr_probe().")));
+	}
+
+	nunits = wtsmgr_plan_units(segblock, nblocks, BLCKSZ, limits->unit_min,
+							   limits->unit_max, limits->segments_max,
+							   Max(limits->dio_mem_align, 1),
+							   (const void *const *) buffers, units);
+	if (nunits == 0)
+		report_write_failure(ts, file, (off_t) segblock * BLCKSZ,
+							 (size_t) nblocks * BLCKSZ, EINVAL);
+
+	if (bounce_area == NULL)
+		bounce_area = MemoryContextAllocAligned(TopMemoryContext,
+												(Size) WTSMGR_MAX_RUN * BLCKSZ,
+												PG_IO_ALIGN_SIZE, 0);
+	bounce = bounce_area;
+	for (uint32 u = 0, used = 0; u < nunits; u++)
+	{
+		iovs[u] = &iov[used];
+		niovs[u] = unit_iovecs(&units[u], buffers, &bounce, iovs[u]);
+		used += niovs[u];
+		offsets[u] = (off_t) (segblock + units[u].first) * BLCKSZ;
+		lens[u] = (size_t) units[u].nblocks * BLCKSZ;
+	}
+
+	if (wtsmgr_durability == WTSMGR_DURABILITY_DSYNC)
+		flags |= RWF_DSYNC;
+
+	fd = FileGetRawDesc(file);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not reopen file \"%s\": %m", FilePathName(file)),
+				 errhint("The blocks stay dirty in shared buffers and nothing is lost.")));
+
+	if (nunits > 1 && ring_available())
+	{
+		/* the injection point is checked once per batch */
+		err = injected_failure();
+		if (err == 0)
+			err = ring_write_units(fd, iovs, niovs, offsets, lens, nunits,
+								   flags, &failed);
+		wtsmgr_count_io(ts, WTSMGR_IO_BATCHES, 1);
+	}
+	else
+	{
+		err = 0;
+		for (uint32 u = 0; u < nunits && err == 0; u++)
+		{
+			err = pwrite_unit(fd, iovs[u], niovs[u], offsets[u], lens[u], flags);
+			failed = u;
+		}
+	}
+	if (err != 0)
+		report_write_failure(ts, file, offsets[failed], lens[failed], err);
+
+	wtsmgr_count_io(ts, WTSMGR_IO_ATOMIC_WRITES, nblocks);
+	wtsmgr_count_io(ts, WTSMGR_IO_ATOMIC_UNITS, nunits);
+	wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
+
+	if (!skipFsync && wtsmgr_durability == WTSMGR_DURABILITY_FSYNC)
+		register_dirty_segment(wreln, forknum, segno, file);
+}
+
+/*
+ * Write blocks atomically, segment by segment, at most WTSMGR_MAX_RUN
+ * blocks at a time.
+ */
+static void
+atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
+			 BlockNumber blocknum, const void **buffers, BlockNumber nblocks,
+			 bool skipFsync, bool extending)
+{
+	while (nblocks > 0)
+	{
+		uint32		n = Min(nblocks, RELSEG_SIZE - blocknum % RELSEG_SIZE);
+
+		n = Min(n, WTSMGR_MAX_RUN);
+		write_segment_run(wreln, ts, forknum, blocknum, buffers, n,
+						  skipFsync, extending);
+		blocknum += n;
+		buffers += n;
+		nblocks -= n;
 	}
 }
 
@@ -146,16 +675,23 @@ void
 wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 			  const void **buffers, BlockNumber nblocks, bool skipFsync)
 {
-	WtSMgrRelation wreln = (WtSMgrRelation) reln;
-	WtsmgrTablespace *ts = wtsmgr_relation_tablespace(reln);
-
-	mdwritev(reln, forknum, blocknum, buffers, nblocks, skipFsync);
+	WtsmgrTablespace *ts = atomic_tablespace(reln);
 
 	wtsmgr_count(WTSMGR_COUNT_WRITEV, 1);
 	wtsmgr_count(WTSMGR_COUNT_WRITEV_BLOCKS, nblocks);
+
+	if (ts == NULL)
+	{
+		mdwritev(reln, forknum, blocknum, buffers, nblocks, skipFsync);
+		ts = SmgrIsTemp(reln) ? NULL : wtsmgr_relation_tablespace(reln);
+		wtsmgr_count_io(ts, WTSMGR_IO_WRITES, nblocks);
+		wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
+		return;
+	}
+
+	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, buffers,
+				 nblocks, skipFsync, false);
 	wtsmgr_count_io(ts, WTSMGR_IO_WRITES, nblocks);
-	wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
-	check_segments(wreln, ts, forknum, blocknum, nblocks);
 }
 
 /*
@@ -165,30 +701,81 @@ void
 wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 			  const void *buffer, bool skipFsync)
 {
-	WtSMgrRelation wreln = (WtSMgrRelation) reln;
-	WtsmgrTablespace *ts = wtsmgr_relation_tablespace(reln);
-
-	mdextend(reln, forknum, blocknum, buffer, skipFsync);
+	WtsmgrTablespace *ts = atomic_tablespace(reln);
 
 	wtsmgr_count(WTSMGR_COUNT_EXTEND, 1);
+
+	if (ts == NULL)
+	{
+		mdextend(reln, forknum, blocknum, buffer, skipFsync);
+		ts = SmgrIsTemp(reln) ? NULL : wtsmgr_relation_tablespace(reln);
+		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, 1);
+		wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, BLCKSZ);
+		return;
+	}
+
+	/* md.c refuses to go past the largest possible block; so do we */
+	if (blocknum == InvalidBlockNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot extend relation %s beyond %u blocks",
+						relpath(reln->smgr_rlocator, forknum).str,
+						InvalidBlockNumber),
+				 errhint("A relation cannot grow past 32 TB with 8 kB blocks.")));
+
+	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, &buffer, 1,
+				 skipFsync, true);
 	wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, 1);
-	wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, BLCKSZ);
-	check_segments(wreln, ts, forknum, blocknum, 1);
 }
 
 /*
  * wtsmgr_zeroextend() -- Add zeroed blocks to a relation fork.
+ *
+ * In an untorn tablespace the zero blocks are written, atomically and in
+ * batches, rather than fallocate()d: see the file header.
  */
 void
 wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 				  int nblocks, bool skipFsync)
 {
-	WtSMgrRelation wreln = (WtSMgrRelation) reln;
-	WtsmgrTablespace *ts = wtsmgr_relation_tablespace(reln);
-
-	mdzeroextend(reln, forknum, blocknum, nblocks, skipFsync);
+	WtsmgrTablespace *ts = atomic_tablespace(reln);
+	const void *zeros[WTSMGR_MAX_RUN];
 
 	wtsmgr_count(WTSMGR_COUNT_ZEROEXTEND, nblocks);
-	wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, nblocks);
-	check_segments(wreln, ts, forknum, blocknum, nblocks);
+
+	if (ts == NULL)
+	{
+		mdzeroextend(reln, forknum, blocknum, nblocks, skipFsync);
+		ts = SmgrIsTemp(reln) ? NULL : wtsmgr_relation_tablespace(reln);
+		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, nblocks);
+		return;
+	}
+
+	if ((uint64) blocknum + nblocks >= (uint64) InvalidBlockNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot extend relation %s beyond %u blocks",
+						relpath(reln->smgr_rlocator, forknum).str,
+						InvalidBlockNumber),
+				 errhint("A relation cannot grow past 32 TB with 8 kB blocks.")));
+
+	/* one contiguous zero area, so that a unit needs a single iovec */
+	if (zero_area == NULL)
+		zero_area = MemoryContextAllocAligned(TopMemoryContext,
+											  (Size) WTSMGR_MAX_RUN * BLCKSZ,
+											  PG_IO_ALIGN_SIZE,
+											  MCXT_ALLOC_ZERO);
+	for (int i = 0; i < WTSMGR_MAX_RUN; i++)
+		zeros[i] = zero_area + (Size) i * BLCKSZ;
+
+	while (nblocks > 0)
+	{
+		uint32		n = Min(nblocks, WTSMGR_MAX_RUN);
+
+		atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, zeros, n,
+					 skipFsync, true);
+		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, n);
+		blocknum += n;
+		nblocks -= n;
+	}
 }

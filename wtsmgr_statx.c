@@ -497,28 +497,25 @@ wtsmgr_reprobe_tablespace(Oid spcoid)
  *
  * Limits are per file: a file may, for instance, have been copied in from
  * elsewhere or sit on another filesystem behind a link.  A file that cannot
- * is reported with a WARNING and counted in wtsmgr_stat_io.
+ * is reported with a WARNING and counted in wtsmgr_stat_io, and false is
+ * returned: the write path then refuses to write it.
  */
-void
+bool
 wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path)
 {
 	WtsmgrAtomicLimits limits;
 	char		reason[256];
 
 	if (wtsmgr_read_atomic_limits(path, &limits) != 0)
-	{
-		/* md.c reports files it cannot open; a racing unlink is harmless */
-		if (errno == ENOENT)
-			return;
 		snprintf(reason, sizeof(reason), "statx failed: %m");
-	}
 	else if (limits_allow_untorn_blocks(&limits, reason, sizeof(reason)))
-		return;
+		return true;
 
 	wtsmgr_count_io(ts, WTSMGR_IO_NONATOMIC_FILES, 1);
 	ereport(WARNING,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("file \"%s\" in a tablespace with atomic writes cannot be written atomically", path),
 			 errdetail("%s.", reason),
-			 errhint("Check how the file came to be there; run wtsmgr_probe() on its tablespace to re-examine it.")));
+			 errhint("Writes to it fail until this is fixed; nothing is lost. Check how the file came to be there, then run wtsmgr_probe() on its tablespace.")));
+	return false;
 }

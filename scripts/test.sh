@@ -9,6 +9,8 @@
 #    writes, and exports its path as WTSMGR_ATOMIC_DIR; otherwise uses
 #    WTSMGR_ATOMIC_DIR if you set it, or tells you which tests are skipped.
 # 4. Runs, as an unprivileged user (wtsmgr, created when we are root):
+#    - a check of patches/ against the pristine source, and the unit test
+#      of the multiple-atomicity planner (test/split_test.c);
 #    - the pg_regress tests in sql/ against a temporary instance with
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
@@ -113,6 +115,8 @@ else
 	say "patches/ not checked: no pristine source tarball cached (the server was built with --source)"
 fi
 
+run_suite unit "$count_regress" \
+	make -s -C "$work/src" PG_CONFIG="$pg_config" check-split
 run_suite regress "$count_regress" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
 run_suite tap "$count_prove" \

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, wtsmgr developers
 #
 # The core full-page-image hook (xlog_untorn_block_hook) on its own, before
-# wtsmgr uses it.  A test-only module (test/untorn_test, never installed)
+# wtsmgr uses it.  A test-only module (test/wtsmgr_test, never installed)
 # declares one tablespace untorn.  Under pgbench, relations there get no
 # full-page images (neither for changes nor for hint bits: checksums are on),
 # relations in another tablespace keep theirs, forced images stay, and while
@@ -14,9 +14,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $module = $ENV{WTSMGR_UNTORN_TEST_MODULE}
+my $module = $ENV{WTSMGR_TEST_MODULE}
   or BAIL_OUT(
-	'WTSMGR_UNTORN_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh, which build test/untorn_test'
+	'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh, which build test/wtsmgr_test'
   );
 
 my $node = PostgreSQL::Test::Cluster->new('hook');
@@ -54,11 +54,11 @@ for my $db ('db_untorn', 'db_torn')
 }
 
 $node->safe_psql('postgres',
-	"ALTER SYSTEM SET untorn_test.tablespace_oid = $untorn_oid");
+	"ALTER SYSTEM SET wtsmgr_test.untorn_tablespace_oid = $untorn_oid");
 $node->reload;
 $node->poll_query_until('postgres',
-	"SELECT current_setting('untorn_test.tablespace_oid') = '$untorn_oid'")
-  or die 'untorn_test.tablespace_oid was not reloaded';
+	"SELECT current_setting('wtsmgr_test.untorn_tablespace_oid') = '$untorn_oid'")
+  or die 'wtsmgr_test.untorn_tablespace_oid was not reloaded';
 
 # Run pgbench on both databases between two LSNs.
 sub run_pgbench
@@ -157,7 +157,7 @@ $node->reload;
 
 # 4. While a base backup runs, images come back for everything.
 my $backup = $node->background_psql('postgres');
-$backup->query_safe(q{SELECT pg_backup_start('untorn_test', true)});
+$backup->query_safe(q{SELECT pg_backup_start('wtsmgr_test', true)});
 my $lsn7 = $node->lsn('insert');
 run_pgbench('during backup');
 my $lsn8 = $node->lsn('insert');
