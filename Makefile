@@ -23,7 +23,7 @@ REGRESS_OPTS = --temp-instance=./tmp_check_regress \
 	--temp-config=$(srcdir)/test/wtsmgr_regress.conf
 TAP_TESTS = 1
 
-EXTRA_CLEAN = tmp_check_regress test/split_test
+EXTRA_CLEAN = tmp_check_regress test/split_test .pg_config_stamp
 
 # The library reports the version in wtsmgr.control.
 WTSMGR_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))wtsmgr.control)
@@ -45,6 +45,16 @@ endif
 endif
 
 include $(PGXS)
+
+# Objects built against one server (say, with injection points) must not be
+# installed into another: rebuild when PG_CONFIG names a different server.
+# The stamp only changes when the server does.
+$(OBJS): .pg_config_stamp
+.pg_config_stamp: FORCE
+	@echo '$(shell $(PG_CONFIG) --bindir) $(shell $(PG_CONFIG) --configure)' | cmp -s - $@ || \
+		echo '$(shell $(PG_CONFIG) --bindir) $(shell $(PG_CONFIG) --configure)' > $@
+.PHONY: FORCE
+FORCE:
 
 # Test-only module used by the TAP tests; built here, never installed.
 export WTSMGR_TEST_MODULE := $(abspath test/wtsmgr_test/wtsmgr_test)

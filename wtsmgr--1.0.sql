@@ -67,6 +67,7 @@ CREATE FUNCTION wtsmgr_tablespaces(
     OUT dio_offset_align bigint,
     OUT writethrough bool,
     OUT io_method text,
+    OUT extent_size_hint int,
     OUT untorn_blocks bool,
     OUT full_page_images text,
     OUT reason text,

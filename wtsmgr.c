@@ -88,7 +88,7 @@ static char *wtsmgr_keep_fpi_tablespaces = NULL;
 static int	wtsmgr_io_method = WTSMGR_IO_AUTO;
 int			wtsmgr_durability = WTSMGR_DURABILITY_FSYNC;
 int			wtsmgr_io_uring_entries = 64;
-int			wtsmgr_extent_size_hint = 1024;
+int			wtsmgr_extent_size_hint = 64;
 
 WtsmgrShared *WtsmgrState = NULL;
 
@@ -213,7 +213,7 @@ _PG_init(void)
 							"XFS extent size hint given to new relation files in tablespaces with atomic writes.",
 							"0 gives none.",
 							&wtsmgr_extent_size_hint,
-							1024, 0, 1024 * 1024,
+							64, 0, 1024 * 1024,
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
@@ -575,7 +575,7 @@ require_maintain_privilege(const char *what, const char *spcname)
 						 "pg_maintain")));
 }
 
-#define WTSMGR_TABLESPACES_COLS 18
+#define WTSMGR_TABLESPACES_COLS 19
 
 /*
  * Build the row of wtsmgr_tablespaces for one tablespace.
@@ -636,17 +636,23 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	else
 		values[13] = CStringGetTextDatum("writethrough");
 
-	values[14] = BoolGetDatum(untorn);
-	values[15] = CStringGetTextDatum(full_page_image_decision(ts, spcname));
+	/* the extent size hint new files get there, in kB */
+	if (untorn)
+		values[14] = Int32GetDatum(probe.extent_size_hint / 1024);
+	else
+		nulls[14] = true;
+
+	values[15] = BoolGetDatum(untorn);
+	values[16] = CStringGetTextDatum(full_page_image_decision(ts, spcname));
 	if (probed)
 	{
-		values[16] = CStringGetTextDatum(probe.reason);
-		values[17] = TimestampTzGetDatum(probed_at);
+		values[17] = CStringGetTextDatum(probe.reason);
+		values[18] = TimestampTzGetDatum(probed_at);
 	}
 	else
 	{
-		values[16] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
-		nulls[17] = true;
+		values[17] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
+		nulls[18] = true;
 	}
 }
 

@@ -72,6 +72,7 @@ typedef struct WtsmgrProbeResult
 	bool		untorn;			/* BLCKSZ writes proven untorn */
 	bool		writethrough;	/* buffered RWF_WRITETHROUGH | RWF_ATOMIC
 								 * works */
+	uint32		extent_size_hint;	/* bytes; proven with atomic writes, or 0 */
 	char		reason[256];	/* why (not) untorn, in words */
 } WtsmgrProbeResult;
 
@@ -205,6 +206,7 @@ extern void wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum,
 extern int	wtsmgr_read_atomic_limits(const char *path,
 									  WtsmgrAtomicLimits *limits);
 extern void wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result);
+extern bool wtsmgr_set_extent_size_hint(int fd, uint32 bytes);
 extern void wtsmgr_tablespace_dir(Oid spcoid, char *buf, size_t size);
 extern void wtsmgr_probe_all_tablespaces(void);
 extern WtsmgrTablespace *wtsmgr_find_tablespace(Oid spcoid);

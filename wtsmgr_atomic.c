@@ -56,8 +56,6 @@
 
 #include <fcntl.h>
 #include <liburing.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -80,9 +78,6 @@
 
 /* Retries of a unit that was interrupted or written short */
 #define WTSMGR_MAX_RETRIES 16
-
-/* XFS magic, for the extent size hint */
-#define WTSMGR_XFS_MAGIC 0x58465342
 
 /* holds the per-relation segment arrays */
 static MemoryContext WtsmgrCxt = NULL;
@@ -233,27 +228,6 @@ segment_path(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno,
 }
 
 /*
- * Give a new, empty file on XFS an extent size hint, so that direct writes
- * growing many files at once allocate in large extents.  XFS accepts the
- * hint only before the file has data; failing is harmless.
- */
-static void
-set_extent_size_hint(int fd, WtsmgrTablespace *ts)
-{
-	struct fsxattr fsx;
-
-	if (wtsmgr_extent_size_hint <= 0 ||
-		strcmp(ts->probe.limits.fs_type, "xfs") != 0)
-		return;
-	if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) != 0 || fsx.fsx_nextents != 0)
-		return;
-	fsx.fsx_xflags |= FS_XFLAG_EXTSIZE;
-	fsx.fsx_extsize = (uint32) wtsmgr_extent_size_hint * 1024;
-	if (ioctl(fd, FS_IOC_FSSETXATTR, &fsx) != 0)
-		elog(DEBUG1, "could not set extent size hint: %m");
-}
-
-/*
  * Open our O_DIRECT descriptor of a segment file.  create is for extension,
  * which may begin a new segment file, as md.c's does.  A new file gets the
  * extent size hint; any file is checked once with statx.
@@ -282,8 +256,11 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 
 	if (!seg->checked)
 	{
-		if (create && FileSize(seg->file) == 0)
-			set_extent_size_hint(FileGetRawDesc(seg->file), ts);
+		/* the hint the probe proved atomic writes to work with */
+		if (create && ts->probe.extent_size_hint != 0 &&
+			FileSize(seg->file) == 0)
+			(void) wtsmgr_set_extent_size_hint(FileGetRawDesc(seg->file),
+											   ts->probe.extent_size_hint);
 		seg->atomic = wtsmgr_check_segment_file(ts, path);
 		seg->checked = true;
 	}

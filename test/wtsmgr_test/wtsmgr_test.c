@@ -17,7 +17,14 @@
  *   or EIO, and then detaches itself.  Needs a server built with
  *   --enable-injection-points.
  *
- * The TAP tests load it by absolute path; see t/.
+ * - wtsmgr_test_write_bench(rel, batch, total) writes total blocks of a
+ *   relation's main fork with smgrwritev() calls of batch blocks each, at
+ *   random batch-aligned positions, and returns the seconds it took: the
+ *   storage manager's write path measured from inside the server, for
+ *   bench/atomic_writes.sh.  It overwrites the relation with zero pages, so
+ *   it is for scratch tables only.
+ *
+ * The TAP tests and the benchmark load it by absolute path.
  *
  * Copyright (c) 2026, wtsmgr developers
  *
@@ -27,10 +34,16 @@
 
 #include <limits.h>
 
+#include "access/relation.h"
 #include "access/xloginsert.h"
+#include "common/pg_prng.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "storage/bufmgr.h"
+#include "storage/smgr.h"
 #include "utils/builtins.h"
+#include "utils/rel.h"
 #include "utils/guc.h"
 #include "utils/injection_point.h"
 
@@ -115,4 +128,62 @@ wtsmgr_test_fail_next_write(PG_FUNCTION_ARGS)
 	InjectionPointAttach("wtsmgr-atomic-write", library,
 						 "wtsmgr_test_fail_write", &err, sizeof(err));
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_write_bench);
+
+Datum
+wtsmgr_test_write_bench(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	int32		batch = PG_GETARG_INT32(1);
+	int64		total = PG_GETARG_INT64(2);
+	const void *buffers[MAX_IO_COMBINE_LIMIT];
+	char	   *area;
+	Relation	rel;
+	SMgrRelation reln;
+	BlockNumber nblocks;
+	pg_prng_state rng;
+	instr_time	start;
+	instr_time	duration;
+
+	if (batch < 1 || batch > MAX_IO_COMBINE_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d blocks", MAX_IO_COMBINE_LIMIT),
+				 errhint("io_combine_limit cannot exceed that either.")));
+
+	rel = relation_open(relid, AccessExclusiveLock);
+	reln = RelationGetSmgr(rel);
+	nblocks = smgrnblocks(reln, MAIN_FORKNUM);
+	if (nblocks < (BlockNumber) batch)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("relation \"%s\" has fewer than %d blocks",
+						RelationGetRelationName(rel), batch),
+				 errhint("Fill the scratch table first.")));
+
+	/* one contiguous area, as a read stream's buffers often are */
+	area = palloc_aligned((Size) batch * BLCKSZ, PG_IO_ALIGN_SIZE,
+						  MCXT_ALLOC_ZERO);
+	for (int i = 0; i < batch; i++)
+		buffers[i] = area + (Size) i * BLCKSZ;
+
+	pg_prng_seed(&rng, 42);
+	INSTR_TIME_SET_CURRENT(start);
+	for (int64 done = 0; done < total; done += batch)
+	{
+		BlockNumber blkno = (BlockNumber)
+			pg_prng_uint64_range(&rng, 0, nblocks / batch - 1) * batch;
+
+		smgrwritev(reln, MAIN_FORKNUM, blkno, buffers, batch, false);
+		CHECK_FOR_INTERRUPTS();
+	}
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+
+	relation_close(rel, AccessExclusiveLock);
+	pfree(area);
+
+	PG_RETURN_FLOAT8(INSTR_TIME_GET_DOUBLE(duration));
 }
