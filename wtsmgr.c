@@ -556,10 +556,10 @@ full_page_image_decision(WtsmgrTablespace *ts, const char *spcname)
 		return "kept: backup running";
 
 	/*
-	 * Images may only be left out for blocks whose every write is atomic, and
-	 * the atomic write path does not exist yet.
+	 * Every write here is atomic, but wtsmgr does not set the core hook that
+	 * leaves images out yet.
 	 */
-	return "kept: atomic write path not active";
+	return "kept: image skipping not enabled yet";
 }
 
 static void
@@ -779,8 +779,10 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 			nulls[1] = true;
 		values[2] = BoolGetDatum(ts != NULL &&
 								 pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN);
-		/* no write is atomic until the atomic write path exists */
-		values[3] = BoolGetDatum(false);
+		/* wtsmgr_atomic.c writes these atomically; temporary ones go to md */
+		values[3] = BoolGetDatum(ts != NULL &&
+								 pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN &&
+								 relpersistence != RELPERSISTENCE_TEMP);
 		values[4] = CStringGetTextDatum(fpi);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -646,6 +646,23 @@ atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 }
 
 /*
+ * md.c refuses to grow a relation past the largest possible block number;
+ * so do we.
+ */
+static void
+check_extend_limit(SMgrRelation reln, ForkNumber forknum,
+				   BlockNumber blocknum, int nblocks)
+{
+	if ((uint64) blocknum + nblocks >= (uint64) InvalidBlockNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot extend file \"%s\" beyond %u blocks",
+						relpath(reln->smgr_rlocator, forknum).str,
+						InvalidBlockNumber),
+				 errhint("A relation cannot grow past 32 TB with 8 kB blocks.")));
+}
+
+/*
  * wtsmgr_writev() -- Write blocks of a relation fork.
  */
 void
@@ -691,15 +708,7 @@ wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 		return;
 	}
 
-	/* md.c refuses to go past the largest possible block; so do we */
-	if (blocknum == InvalidBlockNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("cannot extend relation %s beyond %u blocks",
-						relpath(reln->smgr_rlocator, forknum).str,
-						InvalidBlockNumber),
-				 errhint("A relation cannot grow past 32 TB with 8 kB blocks.")));
-
+	check_extend_limit(reln, forknum, blocknum, 1);
 	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, &buffer, 1,
 				 skipFsync, true);
 	wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, 1);
@@ -728,13 +737,7 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 		return;
 	}
 
-	if ((uint64) blocknum + nblocks >= (uint64) InvalidBlockNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("cannot extend relation %s beyond %u blocks",
-						relpath(reln->smgr_rlocator, forknum).str,
-						InvalidBlockNumber),
-				 errhint("A relation cannot grow past 32 TB with 8 kB blocks.")));
+	check_extend_limit(reln, forknum, blocknum, nblocks);
 
 	/* one contiguous zero area, so that a unit needs a single iovec */
 	if (zero_area == NULL)

@@ -11,8 +11,10 @@
 #     plus, in fsync mode, the CHECKPOINT that makes them durable;
 #   - raw: bench/raw_atomic_write.c, one pwritev2(RWF_ATOMIC) of BATCH
 #     blocks at a time on the same file, plus one fdatasync() in fsync mode.
-# Then pgbench (scale 10, 4 clients, 30 s each) in that tablespace with each
-# durability mode, to choose wtsmgr.durability's default from.
+# Batches also start at unaligned positions, which wtsmgr cuts into several
+# atomic units submitted together through io_uring.  Then pgbench (scale 10,
+# 4 clients, two alternating rounds of 30 s per mode) in that tablespace, to
+# choose wtsmgr.durability's default from.
 #
 # Prints the figures side by side; asserts nothing.  Uses the optimized
 # server (scripts/build-server.sh --flavor release).  As root it makes the
@@ -52,17 +54,8 @@ fi
 
 pgdata=$work/pgdata
 port=$((40000 + $$ % 10000))
-as_user initdb -D "$pgdata" --no-instructions -A trust >"$work/initdb.log"
-as_user tee -a "$pgdata/postgresql.conf" >/dev/null <<CONF
-shared_preload_libraries = 'wtsmgr'
-port = $port
-unix_socket_directories = '$work'
-listen_addresses = ''
-shared_buffers = 512MB
-max_wal_size = 8GB
-checkpoint_timeout = 30s
-CONF
-as_user pg_ctl -D "$pgdata" -l "$work/server.log" -w start >/dev/null
+start_cluster "$pgdata" "$port" "$work" \
+	"shared_buffers = 512MB" "max_wal_size = 8GB" "checkpoint_timeout = 30s"
 trap 'as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true' EXIT
 
 q()
@@ -72,7 +65,7 @@ q()
 
 q -q -c 'CREATE EXTENSION wtsmgr' \
 	-c "CREATE TABLESPACE bench LOCATION '$dir'" \
-	-c "CREATE FUNCTION write_bench(regclass, int, bigint) RETURNS float8
+	-c "CREATE FUNCTION write_bench(regclass, int, bigint, bool) RETURNS float8
 		AS '$work/wtsmgr_test/wtsmgr_test', 'wtsmgr_test_write_bench'
 		LANGUAGE C STRICT" \
 	-c 'CREATE TABLE scratch (pad text) TABLESPACE bench' \
@@ -93,21 +86,30 @@ rate()
 	awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'
 }
 
+set_durability()
+{
+	q -q -c "ALTER SYSTEM SET wtsmgr.durability = '$1'" -c 'SELECT pg_reload_conf()' >/dev/null
+	sleep 1
+}
+
 results=()
 for mode in fsync dsync; do
-	q -q -c "ALTER SYSTEM SET wtsmgr.durability = '$mode'" -c 'SELECT pg_reload_conf()'
-	sleep 1
-	for batch in 1 4 16; do
+	set_durability "$mode"
+	for case in "1 aligned" "4 aligned" "16 aligned" "4 unaligned" "16 unaligned"; do
+		set -- $case
+		batch=$1 placement=$2
 		n=$total
 		[ "$mode" = dsync ] && [ "$batch" -eq 1 ] && n=$((total / 4))
-		say "$mode, batch $batch: $n blocks through wtsmgr"
+		units0=$(q -c "SELECT atomic_units FROM wtsmgr_stat_io WHERE tablespace = 'bench'")
+		say "$mode, batch $batch $placement: $n blocks through wtsmgr"
 		t0=$(now)
-		q -c "SELECT write_bench('scratch', $batch, $n)" >/dev/null
+		q -c "SELECT write_bench('scratch', $batch, $n, $([ "$placement" = aligned ] && echo true || echo false))" >/dev/null
 		[ "$mode" = fsync ] && q -c 'CHECKPOINT' >/dev/null
 		t_wt=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
-		say "$mode, batch $batch: $n blocks with the raw loop"
-		t_raw=$(as_user "$work/raw_atomic_write" "$file" "$batch" "$n" "$mode")
-		results+=("| $mode | $batch | $(rate "$n" "$t_wt") | $(rate "$n" "$t_raw") | $(awk -v a="$t_raw" -v b="$t_wt" 'BEGIN { printf "%.2f", a / b }') |")
+		units=$(q -c "SELECT atomic_units - $units0 FROM wtsmgr_stat_io WHERE tablespace = 'bench'")
+		say "$mode, batch $batch $placement: $n blocks with the raw loop"
+		t_raw=$(as_user "$work/raw_atomic_write" "$file" "$batch" "$n" "$mode" "$placement")
+		results+=("| $mode | $batch | $placement | $(awk -v u="$units" -v n="$n" -v b="$batch" 'BEGIN { printf "%.2f", u / (n / b) }') | $(rate "$n" "$t_wt") | $(rate "$n" "$t_raw") | $(awk -v a="$t_raw" -v b="$t_wt" 'BEGIN { printf "%.2f", a / b }') |")
 	done
 done
 stat_line=$(q -c "SELECT 'atomic_writes ' || atomic_writes || ', atomic_units ' || atomic_units || ', batches ' || batches || ', refusals ' || refusals || ', errors ' || errors FROM wtsmgr_stat_io WHERE tablespace = 'bench'")
@@ -115,13 +117,19 @@ stat_line=$(q -c "SELECT 'atomic_writes ' || atomic_writes || ', atomic_units ' 
 # pgbench in each durability mode
 q -q -c 'DROP TABLE scratch' -c 'CREATE DATABASE pgb TABLESPACE bench'
 as_user pgbench -h "$work" -p "$port" -i -s 10 -q pgb >"$work/pgbench-init.log" 2>&1
+declare -A tps
+for round in 1 2; do
+	for mode in fsync dsync; do
+		set_durability "$mode"
+		q -c 'CHECKPOINT' >/dev/null
+		say "pgbench round $round, durability $mode: 4 clients, 30 s"
+		tps[$mode]+=" $(as_user pgbench -h "$work" -p "$port" -n -c 4 -j 2 -T 30 pgb 2>&1 |
+			sed -n 's/^tps = \([0-9]*\).*/\1/p')"
+	done
+done
 pgb=()
 for mode in fsync dsync; do
-	q -q -c "ALTER SYSTEM SET wtsmgr.durability = '$mode'" -c 'SELECT pg_reload_conf()' -c 'CHECKPOINT'
-	say "pgbench, durability $mode: 4 clients, 30 s"
-	tps=$(as_user pgbench -h "$work" -p "$port" -n -c 4 -j 2 -T 30 pgb 2>&1 |
-		sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-	pgb+=("| $mode | $tps |")
+	pgb+=("| $mode |$(echo "${tps[$mode]}" | sed 's/ / | /g; s/^ | / /') |")
 done
 
 cat <<EOF
@@ -133,17 +141,21 @@ planner, io_uring batches and fsync requests, plus in fsync mode the
 CHECKPOINT that syncs them. raw: one pwritev2(RWF_ATOMIC) per batch, plus one
 fdatasync in fsync mode.
 
-| durability | batch (blocks) | wtsmgr (blocks/s) | raw pwritev2 (blocks/s) | wtsmgr / raw |
-| --- | --- | --- | --- | --- |
+Unaligned batches start anywhere, so wtsmgr cuts them into several atomic
+units (units per call) and submits them together through io_uring; the raw
+loop writes the same units one pwritev2() after another.
+
+| durability | batch (blocks) | placement | units per call | wtsmgr (blocks/s) | raw pwritev2 (blocks/s) | wtsmgr / raw |
+| --- | --- | --- | --- | --- | --- | --- |
 $(printf '%s\n' "${results[@]}")
 
 wtsmgr_stat_io for the tablespace: $stat_line
 
-pgbench TPC-B, scale 10, 4 clients, 30 s, checkpoint_timeout 30 s, all of it
-in the atomic tablespace:
+pgbench TPC-B, scale 10, 4 clients, 30 s per round, modes alternating,
+checkpoint_timeout 30 s, all of it in the atomic tablespace:
 
-| wtsmgr.durability | tps |
-| --- | --- |
+| wtsmgr.durability | tps, round 1 | tps, round 2 |
+| --- | --- | --- |
 $(printf '%s\n' "${pgb[@]}")
 EOF
 as_user pg_ctl -D "$pgdata" -w stop >/dev/null

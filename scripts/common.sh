@@ -113,3 +113,23 @@ ensure_atomic_fs()
 {
 	ensure_xfs_mount atomic-xfs.img 4G "${WTSMGR_ATOMIC_MOUNT:-/mnt/wtsmgr-atomic}"
 }
+
+# Create and start a cluster with wtsmgr preloaded, owned by the
+# unprivileged user: $1 data directory, $2 port, $3 socket directory (also
+# where the server log goes), then extra postgresql.conf lines.
+start_cluster()
+{
+	local pgdata=$1 port=$2 sockdir=$3
+	shift 3
+	as_user initdb -D "$pgdata" --no-instructions -A trust >"$sockdir/initdb.log" ||
+		die "initdb failed" "see $sockdir/initdb.log"
+	{
+		echo "shared_preload_libraries = 'wtsmgr'"
+		echo "port = $port"
+		echo "unix_socket_directories = '$sockdir'"
+		echo "listen_addresses = ''"
+		printf '%s\n' "$@"
+	} | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
+	as_user pg_ctl -D "$pgdata" -l "$sockdir/server.log" -w start >/dev/null ||
+		die "the server did not start" "see $sockdir/server.log"
+}

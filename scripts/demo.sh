@@ -29,14 +29,7 @@ mkdir -p "$demo"
 is_root && chown "$WTSMGR_USER" "$demo"
 
 say "creating a cluster in $pgdata"
-as_user initdb -D "$pgdata" --no-instructions -A trust >"$demo/initdb.log"
-as_user tee -a "$pgdata/postgresql.conf" >/dev/null <<CONF
-shared_preload_libraries = 'wtsmgr'
-port = $port
-unix_socket_directories = '$demo'
-listen_addresses = ''
-CONF
-as_user pg_ctl -D "$pgdata" -l "$demo/server.log" -w start >/dev/null
+start_cluster "$pgdata" "$port" "$demo"
 say "server started on port $port (log: $demo/server.log)"
 
 psql_demo()

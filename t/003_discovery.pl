@@ -20,15 +20,14 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $atomic_dir = $ENV{WTSMGR_ATOMIC_DIR};
-my $full_dir = $ENV{WTSMGR_FULL_DIR};
-if (!$atomic_dir || !$full_dir)
-{
-	BAIL_OUT('WTSMGR_ATOMIC_DIR and WTSMGR_FULL_DIR must be set when CI=true')
-	  if ($ENV{CI} // '') eq 'true';
-	plan skip_all =>
-	  'WTSMGR_ATOMIC_DIR or WTSMGR_FULL_DIR is not set: scripts/test.sh makes the XFS filesystems only when run as root';
-}
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
+my $atomic_dir =
+  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $full_dir =
+  required_dir('WTSMGR_FULL_DIR', 'the small XFS filesystem to fill');
 
 my %statx_syscall = (x86_64 => 332, aarch64 => 291);
 my ($arch) = $Config{archname} =~ /^([^-]+)/;

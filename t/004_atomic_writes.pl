@@ -16,14 +16,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $atomic_dir = $ENV{WTSMGR_ATOMIC_DIR};
-if (!$atomic_dir)
-{
-	BAIL_OUT('WTSMGR_ATOMIC_DIR must be set when CI=true')
-	  if ($ENV{CI} // '') eq 'true';
-	plan skip_all =>
-	  'WTSMGR_ATOMIC_DIR is not set: scripts/test.sh makes the atomic XFS filesystem only when run as root';
-}
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
+my $atomic_dir =
+  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
 my ($strace) = grep { -x $_ } map { "$_/strace" } split /:/, $ENV{PATH};
 BAIL_OUT('strace is needed (scripts/build-server.sh installs it as root)')
   unless $strace;

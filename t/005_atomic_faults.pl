@@ -18,14 +18,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $atomic_dir = $ENV{WTSMGR_ATOMIC_DIR};
-if (!$atomic_dir)
-{
-	BAIL_OUT('WTSMGR_ATOMIC_DIR must be set when CI=true')
-	  if ($ENV{CI} // '') eq 'true';
-	plan skip_all =>
-	  'WTSMGR_ATOMIC_DIR is not set: scripts/test.sh makes the atomic XFS filesystem only when run as root';
-}
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
+my $atomic_dir =
+  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
 my $module = $ENV{WTSMGR_TEST_MODULE}
   or BAIL_OUT(
 	'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh');

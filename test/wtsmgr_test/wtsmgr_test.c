@@ -17,9 +17,10 @@
  *   or EIO, and then detaches itself.  Needs a server built with
  *   --enable-injection-points.
  *
- * - wtsmgr_test_write_bench(rel, batch, total) writes total blocks of a
- *   relation's main fork with smgrwritev() calls of batch blocks each, at
- *   random batch-aligned positions, and returns the seconds it took: the
+ * - wtsmgr_test_write_bench(rel, batch, total, aligned) writes total blocks
+ *   of a relation's main fork with smgrwritev() calls of batch blocks each,
+ *   at random positions (batch-aligned if aligned), and returns the seconds
+ *   it took: the
  *   storage manager's write path measured from inside the server, for
  *   bench/atomic_writes.sh.  It overwrites the relation with zero pages, so
  *   it is for scratch tables only.
@@ -138,6 +139,7 @@ wtsmgr_test_write_bench(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	int32		batch = PG_GETARG_INT32(1);
 	int64		total = PG_GETARG_INT64(2);
+	bool		aligned = PG_GETARG_BOOL(3);
 	const void *buffers[MAX_IO_COMBINE_LIMIT];
 	char	   *area;
 	Relation	rel;
@@ -173,8 +175,9 @@ wtsmgr_test_write_bench(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(start);
 	for (int64 done = 0; done < total; done += batch)
 	{
-		BlockNumber blkno = (BlockNumber)
-			pg_prng_uint64_range(&rng, 0, nblocks / batch - 1) * batch;
+		BlockNumber blkno = aligned ?
+			(BlockNumber) pg_prng_uint64_range(&rng, 0, nblocks / batch - 1) * batch :
+			(BlockNumber) pg_prng_uint64_range(&rng, 0, nblocks - batch);
 
 		smgrwritev(reln, MAIN_FORKNUM, blkno, buffers, batch, false);
 		CHECK_FOR_INTERRUPTS();
