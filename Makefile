@@ -12,6 +12,7 @@ OBJS = \
 	$(WIN32RES) \
 	wtsmgr.o \
 	wtsmgr_atomic.o \
+	wtsmgr_fpi.o \
 	wtsmgr_statx.o
 
 EXTENSION = wtsmgr
@@ -49,7 +50,8 @@ include $(PGXS)
 # Objects built against one server (say, with injection points) must not be
 # installed into another: rebuild when PG_CONFIG names a different server.
 # The stamp only changes when the server does.
-$(OBJS): .pg_config_stamp
+$(OBJS): .pg_config_stamp wtsmgr.h
+wtsmgr_atomic.o: wtsmgr_split.h
 .pg_config_stamp: FORCE
 	@echo '$(shell $(PG_CONFIG) --bindir) $(shell $(PG_CONFIG) --configure)' | cmp -s - $@ || \
 		echo '$(shell $(PG_CONFIG) --bindir) $(shell $(PG_CONFIG) --configure)' > $@

@@ -71,7 +71,8 @@ CREATE FUNCTION wtsmgr_tablespaces(
     OUT untorn_blocks bool,
     OUT full_page_images text,
     OUT reason text,
-    OUT probed_at timestamptz)
+    OUT probed_at timestamptz,
+    OUT replay_unsafe bool)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'wtsmgr_tablespaces'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
@@ -130,3 +131,25 @@ LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 -- Like pg_stat_io and pg_tablespace, the views are for everyone.
 GRANT SELECT ON wtsmgr_smgr_counters, wtsmgr_tablespaces, wtsmgr_stat_io
     TO PUBLIC;
+
+-- WAL that leaving images out saved, next to pg_stat_wal.  The saving is
+-- estimated as skipped images x 8192 bytes, an upper bound: a logged image
+-- leaves out its page's hole and may be compressed (wal_compression).
+-- fpi_skipped counts each time the core asked and wtsmgr answered, which
+-- includes records assembled again and pruning's what-if questions.
+CREATE VIEW wtsmgr_wal_savings AS
+    SELECT w.wal_records, w.wal_fpi, w.wal_bytes,
+           s.fpi_skipped,
+           current_setting('block_size')::int AS image_bytes_max,
+           s.fpi_skipped * current_setting('block_size')::bigint
+               AS est_bytes_saved,
+           round(100.0 * s.fpi_skipped * current_setting('block_size')::bigint
+                 / nullif(w.wal_bytes + s.fpi_skipped
+                          * current_setting('block_size')::bigint, 0), 1)
+               AS est_saved_pct,
+           w.stats_reset AS wal_stats_reset
+    FROM pg_stat_wal w,
+         (SELECT coalesce(sum(fpi_skipped), 0)::bigint AS fpi_skipped
+          FROM wtsmgr_stat_io()) s;
+
+GRANT SELECT ON wtsmgr_wal_savings TO PUBLIC;

@@ -83,8 +83,6 @@ static const struct config_enum_entry wtsmgr_durability_options[] = {
 };
 
 /* GUC variables */
-static bool wtsmgr_skip_full_page_images = true;
-static char *wtsmgr_keep_fpi_tablespaces = NULL;
 static int	wtsmgr_io_method = WTSMGR_IO_AUTO;
 int			wtsmgr_durability = WTSMGR_DURABILITY_FSYNC;
 int			wtsmgr_io_uring_entries = 64;
@@ -101,6 +99,7 @@ static void wtsmgr_shmem_request(void);
 static void wtsmgr_shmem_startup(void);
 static bool check_keep_fpi_tablespaces(char **newval, void **extra,
 									   GucSource source);
+static void assign_keep_fpi_tablespaces(const char *newval, void *extra);
 static bool check_io_method(int *newval, void **extra, GucSource source);
 static void wtsmgr_init(void);
 static void wtsmgr_open(SMgrRelation reln);
@@ -178,7 +177,8 @@ _PG_init(void)
 							   "",
 							   PGC_SIGHUP,
 							   GUC_LIST_INPUT,
-							   check_keep_fpi_tablespaces, NULL, NULL);
+							   check_keep_fpi_tablespaces,
+							   assign_keep_fpi_tablespaces, NULL);
 
 	DefineCustomEnumVariable("wtsmgr.io_method",
 							 "How relation blocks reach the disk in tablespaces with atomic writes.",
@@ -227,6 +227,8 @@ _PG_init(void)
 
 	wtsmgr_smgr_id = smgr_register(&wtsmgr_smgr, sizeof(WtSMgrRelationData));
 	storage_manager_id = wtsmgr_smgr_id;
+
+	wtsmgr_fpi_init();
 }
 
 static void
@@ -261,6 +263,9 @@ wtsmgr_shmem_startup(void)
 			WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
 
 			pg_atomic_init_u32(&ts->state, WTSMGR_TS_UNPROBED);
+			pg_atomic_init_u32(&ts->atomic_path, 0);
+			pg_atomic_init_u32(&ts->announced, 0);
+			pg_atomic_init_u32(&ts->replay_unsafe, 0);
 			for (int i = 0; i < WTSMGR_NUM_IO_COUNTERS; i++)
 				pg_atomic_init_u64(&ts->io[i], 0);
 		}
@@ -296,6 +301,12 @@ check_keep_fpi_tablespaces(char **newval, void **extra, GucSource source)
 	pfree(rawstring);
 
 	return ok;
+}
+
+static void
+assign_keep_fpi_tablespaces(const char *newval, void *extra)
+{
+	wtsmgr_keep_list_changed(newval);
 }
 
 /*
@@ -501,67 +512,6 @@ wtsmgr_statx(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-/*
- * Is spcname in wtsmgr.keep_full_page_images_tablespaces?
- */
-static bool
-tablespace_in_keep_list(const char *spcname)
-{
-	char	   *rawstring;
-	List	   *elemlist;
-	ListCell   *lc;
-	bool		found = false;
-
-	if (spcname == NULL || wtsmgr_keep_fpi_tablespaces == NULL)
-		return false;
-
-	rawstring = pstrdup(wtsmgr_keep_fpi_tablespaces);
-	/* the check hook has accepted the syntax */
-	(void) SplitIdentifierString(rawstring, ',', &elemlist);
-	foreach(lc, elemlist)
-	{
-		if (strcmp((char *) lfirst(lc), spcname) == 0)
-		{
-			found = true;
-			break;
-		}
-	}
-	list_free(elemlist);
-	pfree(rawstring);
-
-	return found;
-}
-
-/*
- * What happens to full-page images of a tablespace's blocks, and why, in
- * the words the views show.
- */
-static const char *
-full_page_image_decision(WtsmgrTablespace *ts, const char *spcname)
-{
-	WtsmgrTablespaceState state = ts ? pg_atomic_read_u32(&ts->state) :
-		WTSMGR_TS_UNPROBED;
-
-	if (!fullPageWrites)
-		return "none: full_page_writes is off";
-	if (state == WTSMGR_TS_UNPROBED)
-		return "kept: not probed yet";
-	if (state != WTSMGR_TS_UNTORN)
-		return "kept: blocks may tear";
-	if (tablespace_in_keep_list(spcname))
-		return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
-	if (!wtsmgr_skip_full_page_images)
-		return "kept: wtsmgr.skip_full_page_images is off";
-	if (!XLogImagesOnlyForTornPages())
-		return "kept: backup running";
-
-	/*
-	 * Every write here is atomic, but wtsmgr does not set the core hook that
-	 * leaves images out yet.
-	 */
-	return "kept: image skipping not enabled yet";
-}
-
 static void
 require_maintain_privilege(const char *what, const char *spcname)
 {
@@ -575,7 +525,7 @@ require_maintain_privilege(const char *what, const char *spcname)
 						 "pg_maintain")));
 }
 
-#define WTSMGR_TABLESPACES_COLS 19
+#define WTSMGR_TABLESPACES_COLS 20
 
 /*
  * Build the row of wtsmgr_tablespaces for one tablespace.
@@ -643,7 +593,7 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 		nulls[14] = true;
 
 	values[15] = BoolGetDatum(untorn);
-	values[16] = CStringGetTextDatum(full_page_image_decision(ts, spcname));
+	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts, spcname));
 	if (probed)
 	{
 		values[17] = CStringGetTextDatum(probe.reason);
@@ -654,6 +604,9 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 		values[17] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
 		nulls[18] = true;
 	}
+	/* replayed WAL lacked images although blocks may tear here */
+	values[19] = BoolGetDatum(ts != NULL &&
+							  pg_atomic_read_u32(&ts->replay_unsafe) != 0);
 }
 
 /*
@@ -770,7 +723,7 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 				 fork != INIT_FORKNUM)
 			fpi = "none: unlogged relation";
 		else					/* ...but an unlogged relation's init fork is */
-			fpi = full_page_image_decision(ts, spcname);
+			fpi = wtsmgr_fpi_decision(ts, spcname);
 
 		values[0] = CStringGetTextDatum(forkNames[fork]);
 		if (spcname)

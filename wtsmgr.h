@@ -116,6 +116,26 @@ typedef struct WtsmgrTablespace
 {
 	Oid			spcoid;
 	pg_atomic_uint32 state;		/* a WtsmgrTablespaceState */
+
+	/*
+	 * Set once a probe has found the tablespace untorn, and never cleared
+	 * while the server runs: from then on every write there is atomic, even
+	 * if a later probe disagrees, because pages whose images were left out
+	 * must never be written otherwise (see wtsmgr_fpi.c).
+	 */
+	pg_atomic_uint32 atomic_path;
+
+	/*
+	 * Set once a WAL record has said that images of this tablespace may be
+	 * left out, so that a server replaying the WAL learns it before it
+	 * replays any record without them.  Reset when the tablespace is found
+	 * not untorn.
+	 */
+	pg_atomic_uint32 announced;
+
+	/* set when replayed WAL lacked images although we are not untorn */
+	pg_atomic_uint32 replay_unsafe;
+
 	WtsmgrProbeResult probe;	/* last probe's findings */
 	TimestampTz probed_at;
 	pg_atomic_uint64 io[WTSMGR_NUM_IO_COUNTERS];
@@ -201,6 +221,14 @@ extern void wtsmgr_extend(SMgrRelation reln, ForkNumber forknum,
 extern void wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum,
 							  BlockNumber blocknum, int nblocks,
 							  bool skipFsync);
+
+/* wtsmgr_fpi.c */
+extern bool wtsmgr_skip_full_page_images;
+extern char *wtsmgr_keep_fpi_tablespaces;
+extern void wtsmgr_fpi_init(void);
+extern void wtsmgr_keep_list_changed(const char *newval);
+extern bool wtsmgr_keep_list_contains(Oid spcoid, bool *resolved);
+extern const char *wtsmgr_fpi_decision(WtsmgrTablespace *ts, const char *spcname);
 
 /* wtsmgr_statx.c */
 extern int	wtsmgr_read_atomic_limits(const char *path,

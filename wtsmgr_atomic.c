@@ -176,8 +176,9 @@ wtsmgr_relation_tablespace(SMgrRelation reln)
 
 /*
  * Does this relation's writing go through the atomic path?  Only if its
- * tablespace was proven untorn; temporary relations never do (see the file
- * header).
+ * tablespace was proven untorn since the server started, even if a later
+ * probe disagrees (wtsmgr_fpi.c says why); temporary relations never do (see
+ * the file header).
  */
 static WtsmgrTablespace *
 atomic_tablespace(SMgrRelation reln)
@@ -187,7 +188,8 @@ atomic_tablespace(SMgrRelation reln)
 	if (SmgrIsTemp(reln))
 		return NULL;
 	ts = wtsmgr_relation_tablespace(reln);
-	if (ts == NULL || pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN)
+	/* sticky: once untorn, always atomic while the server runs */
+	if (ts == NULL || !pg_atomic_read_u32(&ts->atomic_path))
 		return NULL;
 	return ts;
 }

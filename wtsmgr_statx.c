@@ -460,8 +460,19 @@ store_probe(Oid spcoid, WtsmgrTablespace *ts)
 	wtsmgr_probe_directory(dir, &result);
 	ts->probe = result;
 	ts->probed_at = GetCurrentTimestamp();
-	pg_atomic_write_u32(&ts->state,
-						result.untorn ? WTSMGR_TS_UNTORN : WTSMGR_TS_TORN);
+	if (result.untorn)
+	{
+		/* from now on, every write there is atomic: see wtsmgr_fpi.c */
+		pg_atomic_write_u32(&ts->atomic_path, 1);
+		pg_write_barrier();
+		pg_atomic_write_u32(&ts->state, WTSMGR_TS_UNTORN);
+	}
+	else
+	{
+		/* images come back at once; the WAL announces again if need be */
+		pg_atomic_write_u32(&ts->state, WTSMGR_TS_TORN);
+		pg_atomic_write_u32(&ts->announced, 0);
+	}
 
 	if (is_new)
 	{

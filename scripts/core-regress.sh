@@ -68,6 +68,20 @@ else
 	echo "not ok 1000 - relations of the regression database are opened through: $smgr"
 	exit 1
 fi
+# On the atomic filesystem, pg_default is untorn: the suite ran with images
+# left out.
+skipped=$(q -d regression -c "
+	SELECT CASE WHEN t.untorn_blocks THEN s.fpi_skipped END
+	FROM wtsmgr_tablespaces t JOIN wtsmgr_stat_io s USING (spcoid)
+	WHERE t.tablespace = 'pg_default'")
+if [ -z "$skipped" ]; then
+	echo "ok 1001 # skip pg_default is not on atomic storage here, so no image was left out"
+elif [ "$skipped" -gt 0 ]; then
+	echo "ok 1001 - the suite ran with full-page images left out ($skipped)"
+else
+	echo "not ok 1001 - pg_default is untorn, but no full-page image was left out"
+	exit 1
+fi
 pg_ctl -D "$pgdata" -w stop >/dev/null
 trap - EXIT
 rm -rf "$pgdata" "$sock"

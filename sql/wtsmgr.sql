@@ -67,6 +67,9 @@ SHOW wtsmgr.io_method;
 SELECT * FROM wtsmgr_tablespaces WHERE false;
 SELECT * FROM wtsmgr_stat_io WHERE false;
 SELECT * FROM wtsmgr_relation('pg_class') WHERE false;
+SELECT * FROM wtsmgr_wal_savings WHERE false;
+SELECT est_bytes_saved = fpi_skipped * 8192 AS estimate_consistent
+FROM wtsmgr_wal_savings;
 
 -- pg_default and pg_global were probed at startup; the decision and the
 -- reason always come together.
