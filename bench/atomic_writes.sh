@@ -38,16 +38,7 @@ cp -r "$WTSMGR_ROOT/test/wtsmgr_test" "$work/wtsmgr_test"
 make -s -C "$work/wtsmgr_test" PG_CONFIG="$prefix/bin/pg_config" >/dev/null
 cc -O2 -Wall -o "$work/raw_atomic_write" "$WTSMGR_ROOT/bench/raw_atomic_write.c"
 
-if is_root; then
-	mnt=$(ensure_atomic_fs)
-	dir=$mnt/bench-$$
-elif [ -n "${WTSMGR_ATOMIC_DIR:-}" ]; then
-	dir=$WTSMGR_ATOMIC_DIR/bench-$$
-else
-	die "no atomic filesystem" \
-		"run as root (to make the XFS loop mount) or set WTSMGR_ATOMIC_DIR"
-fi
-mkdir -p "$dir"
+dir=$(atomic_scratch_dir "bench-$$")
 if is_root; then
 	chown -R "$WTSMGR_USER" "$work" "$dir"
 fi

@@ -6,6 +6,8 @@
 #
 #   --flavor debug    cassert, injection points, TAP tests (default; tests)
 #   --flavor release  optimized, no assertions (benchmarks)
+#   --flavor stock    like release, but without wtsmgr's patches: stock
+#                     PostgreSQL 18, the benchmarks' baseline
 #   --source DIR      build this PostgreSQL 18 source tree (e.g. a git
 #                     checkout) instead of Debian's source package; if it
 #                     lacks the hooks, patches/ are applied to a copy
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
 		--source=*) source_dir=${1#*=}; shift ;;
 		--refresh-source) refresh=1; shift ;;
 		--print-prefix) print_prefix=1; shift ;;
-		-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
 		*) die "unknown option $1" "see $0 --help" ;;
 	esac
 done
@@ -54,7 +56,7 @@ case $flavor in
 		configure_flags=(--enable-debug --enable-cassert --enable-tap-tests
 			--enable-injection-points)
 		cflags="-O2 -g" ;;
-	release)
+	release|stock)
 		configure_flags=(--enable-tap-tests)
 		cflags="-O2" ;;
 	*) die "unknown flavor '$flavor'" "use --flavor debug or --flavor release" ;;
@@ -167,6 +169,8 @@ flock 9
 install_deps
 
 patch_sum=$(cat "$WTSMGR_ROOT"/patches/*.patch | sha256sum | cut -c1-64)
+# the stock build does not depend on the patches
+[ "$flavor" = stock ] && patch_sum=none
 
 # Identify the source: a cached Debian source package or the given tree.
 if [ -z "$source_dir" ]; then
@@ -223,7 +227,9 @@ else
 	tar -C "$source_dir" --exclude=.git -cf - . | tar -C "$src" -xf -
 fi
 
-if ! has_hooks "$src"; then
+if [ "$flavor" = stock ]; then
+	say "stock flavor: building without wtsmgr's patches"
+elif ! has_hooks "$src"; then
 	for p in "$WTSMGR_ROOT"/patches/*.patch; do
 		git -C "$src" apply --check "$p" 2>"$base/patch.log" ||
 			{ cat "$base/patch.log" >&2; die "patch $(basename "$p") does not apply to PostgreSQL $upver" \

@@ -133,3 +133,20 @@ start_cluster()
 	as_user pg_ctl -D "$pgdata" -l "$sockdir/server.log" -w start >/dev/null ||
 		die "the server did not start" "see $sockdir/server.log"
 }
+
+# A fresh directory on the atomic filesystem for benchmark data, named $1:
+# as root on the XFS loop mount, otherwise under $WTSMGR_ATOMIC_DIR.
+atomic_scratch_dir()
+{
+	local dir
+	if is_root; then
+		dir=$(ensure_atomic_fs)/$1
+	elif [ -n "${WTSMGR_ATOMIC_DIR:-}" ]; then
+		dir=$WTSMGR_ATOMIC_DIR/$1
+	else
+		die "no atomic filesystem" \
+			"run as root (to make the XFS loop mount) or set WTSMGR_ATOMIC_DIR"
+	fi
+	mkdir -p "$dir"
+	echo "$dir"
+}
