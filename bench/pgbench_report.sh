@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/pgbench_report.sh -- wtsmgr against stock PostgreSQL 18, in pgbench.
 #
-# Usage: bench/pgbench_report.sh [--duration SECONDS] [--scales "10 40"]
+# Usage: bench/pgbench_report.sh [--duration SECONDS] [--scales "5 20"]
 #                                [--out DIR]
 #
 # In one invocation, on the same atomic XFS filesystem and the same data set
@@ -14,7 +14,7 @@
 #   4. wtsmgr_dsync   wtsmgr, wtsmgr.durability = dsync
 #   5. wtsmgr_mixed   wtsmgr (fsync), with pgbench_branches, _tellers and
 #                     _history in a tablespace on the root filesystem
-# at two scales (default 10, which fits shared_buffers = 256MB, and 40,
+# at two scales (default 5, which fits shared_buffers = 128MB, and 20,
 # more than twice as large), with checkpoint_timeout = 30s, and records per
 # run: TPS, the standard deviation of per-second TPS, p99 latency, WAL bytes
 # per transaction and full-page images (pg_stat_wal), and checkpoint write
@@ -29,7 +29,7 @@ set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 
 duration=60
-scales="10 40"
+scales="5 20"
 out=$WTSMGR_ROOT/bench/results
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -62,7 +62,7 @@ say "work directory $work, data on $base"
 
 port=$((41000 + $$ % 10000))
 common_conf=(
-	"shared_buffers = 256MB" "checkpoint_timeout = 30s" "max_wal_size = 1GB"
+	"shared_buffers = 128MB" "checkpoint_timeout = 30s" "max_wal_size = 1GB"
 	"log_checkpoints = on")
 
 # The server of a configuration, and its extra settings.
@@ -123,7 +123,8 @@ run()
 	if [ "$config" != "${config#wtsmgr}" ]; then
 		q -q -c 'CREATE EXTENSION IF NOT EXISTS wtsmgr'
 		if [ "$config" = wtsmgr_mixed ]; then
-			q -q -c "CREATE TABLESPACE plain LOCATION '$work/ext4'" \
+			as_user mkdir -p "$work/ext4/$tag"
+			q -q -c "CREATE TABLESPACE plain LOCATION '$work/ext4/$tag'" \
 				-c 'ALTER TABLE pgbench_branches SET TABLESPACE plain' \
 				-c 'ALTER TABLE pgbench_tellers SET TABLESPACE plain' \
 				-c 'ALTER TABLE pgbench_history SET TABLESPACE plain' \
@@ -192,7 +193,7 @@ report=$out/report.md
 	echo
 	echo "$(date -u +%Y-%m-%d), $(uname -r), $(nproc) cores; data on XFS on a loop"
 	echo "device (software atomic writes), WAL on the same filesystem;"
-	echo "pgbench TPC-B, 4 clients, $duration s per run; shared_buffers 256MB,"
+	echo "pgbench TPC-B, 4 clients, $duration s per run; shared_buffers 128MB,"
 	echo "checkpoint_timeout 30s; data checksums on. p99 is the latency of the"
 	echo "99th percentile transaction; sd is the standard deviation of per-second TPS."
 	echo "Ratios are to stock_fpw_on (1) and stock_fpw_off (2)."
