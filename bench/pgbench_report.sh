@@ -220,7 +220,7 @@ report=$out/report.md
 if command -v gnuplot >/dev/null; then
 	plot=$out/tps.png
 	{
-		echo "set terminal png size 1200,$((400 * $(echo $scales | wc -w)))"
+		echo "set terminal png noenhanced size 1200,$((400 * $(echo $scales | wc -w)))"
 		echo "set output '$plot'"
 		echo "set multiplot layout $(echo $scales | wc -w),1"
 		echo "set xlabel 'seconds'; set ylabel 'TPS'; set key outside right"
