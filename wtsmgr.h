@@ -199,6 +199,8 @@ typedef struct WtSMgrRelationData
 {
 	SMgrRelationData reln;
 	WtsmgrTablespace *wt_tablespace;	/* NULL until first write */
+	WtsmgrAtomicLimits wt_limits;	/* copy of the probe's, when valid */
+	bool		wt_have_limits;
 
 	/* per fork, wt_nsegs[forknum] entries, indexed by segment number */
 	WtsmgrSegment *wt_segs[MAX_FORKNUM + 1];

@@ -125,6 +125,7 @@ wtsmgr_atomic_open(SMgrRelation reln)
 	WtSMgrRelation wreln = (WtSMgrRelation) reln;
 
 	wreln->wt_tablespace = NULL;
+	wreln->wt_have_limits = false;
 	for (int fork = 0; fork <= MAX_FORKNUM; fork++)
 	{
 		wreln->wt_segs[fork] = NULL;
@@ -150,6 +151,8 @@ wtsmgr_atomic_close(SMgrRelation reln, ForkNumber forknum)
 		pfree(wreln->wt_segs[forknum]);
 	wreln->wt_segs[forknum] = NULL;
 	wreln->wt_nsegs[forknum] = 0;
+	/* read the limits again next time, in case of a new probe */
+	wreln->wt_have_limits = false;
 }
 
 /*
@@ -178,20 +181,20 @@ wtsmgr_relation_tablespace(SMgrRelation reln)
  * Does this relation's writing go through the atomic path?  Only if its
  * tablespace was proven untorn since the server started, even if a later
  * probe disagrees (wtsmgr_fpi.c says why); temporary relations never do (see
- * the file header).
+ * the file header).  *ts is set to the tablespace's entry either way (NULL
+ * for temporary relations), for the counters.
  */
-static WtsmgrTablespace *
-atomic_tablespace(SMgrRelation reln)
+static bool
+atomic_target(SMgrRelation reln, WtsmgrTablespace **ts)
 {
-	WtsmgrTablespace *ts;
-
 	if (SmgrIsTemp(reln))
-		return NULL;
-	ts = wtsmgr_relation_tablespace(reln);
+	{
+		*ts = NULL;
+		return false;
+	}
+	*ts = wtsmgr_relation_tablespace(reln);
 	/* sticky: once untorn, always atomic while the server runs */
-	if (ts == NULL || !pg_atomic_read_u32(&ts->atomic_path))
-		return NULL;
-	return ts;
+	return *ts != NULL && pg_atomic_read_u32(&(*ts)->atomic_path) != 0;
 }
 
 /*
@@ -534,7 +537,7 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 {
 	BlockNumber segno = blocknum / RELSEG_SIZE;
 	BlockNumber segblock = blocknum % RELSEG_SIZE;
-	WtsmgrAtomicLimits *limits = &ts->probe.limits;
+	WtsmgrAtomicLimits *limits = &wreln->wt_limits;
 	WtsmgrUnit	units[WTSMGR_MAX_RUN];
 	struct iovec iov[WTSMGR_MAX_RUN];	/* at most one per block */
 	struct iovec *iovs[WTSMGR_MAX_RUN]; /* each unit's first iovec */
@@ -551,6 +554,19 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 
 	Assert(nblocks > 0 && nblocks <= WTSMGR_MAX_RUN);
 	Assert(segblock + nblocks <= RELSEG_SIZE);
+
+	/*
+	 * The limits the probe found, copied once per opening so that a
+	 * concurrent wtsmgr_probe() cannot be read half-way, and without taking
+	 * the lock on every write.
+	 */
+	if (!wreln->wt_have_limits)
+	{
+		LWLockAcquire(WtsmgrState->lock, LW_SHARED);
+		wreln->wt_limits = ts->probe.limits;
+		LWLockRelease(WtsmgrState->lock);
+		wreln->wt_have_limits = true;
+	}
 
 	file = open_segment(wreln, ts, forknum, segno, extending);
 	if (!get_segment(wreln, forknum, segno)->atomic)
@@ -671,15 +687,14 @@ void
 wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 			  const void **buffers, BlockNumber nblocks, bool skipFsync)
 {
-	WtsmgrTablespace *ts = atomic_tablespace(reln);
+	WtsmgrTablespace *ts;
 
 	wtsmgr_count(WTSMGR_COUNT_WRITEV, 1);
 	wtsmgr_count(WTSMGR_COUNT_WRITEV_BLOCKS, nblocks);
 
-	if (ts == NULL)
+	if (!atomic_target(reln, &ts))
 	{
 		mdwritev(reln, forknum, blocknum, buffers, nblocks, skipFsync);
-		ts = SmgrIsTemp(reln) ? NULL : wtsmgr_relation_tablespace(reln);
 		wtsmgr_count_io(ts, WTSMGR_IO_WRITES, nblocks);
 		wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
 		return;
@@ -697,14 +712,13 @@ void
 wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 			  const void *buffer, bool skipFsync)
 {
-	WtsmgrTablespace *ts = atomic_tablespace(reln);
+	WtsmgrTablespace *ts;
 
 	wtsmgr_count(WTSMGR_COUNT_EXTEND, 1);
 
-	if (ts == NULL)
+	if (!atomic_target(reln, &ts))
 	{
 		mdextend(reln, forknum, blocknum, buffer, skipFsync);
-		ts = SmgrIsTemp(reln) ? NULL : wtsmgr_relation_tablespace(reln);
 		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, 1);
 		wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, BLCKSZ);
 		return;
@@ -726,15 +740,14 @@ void
 wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 				  int nblocks, bool skipFsync)
 {
-	WtsmgrTablespace *ts = atomic_tablespace(reln);
+	WtsmgrTablespace *ts;
 	const void *zeros[WTSMGR_MAX_RUN];
 
 	wtsmgr_count(WTSMGR_COUNT_ZEROEXTEND, nblocks);
 
-	if (ts == NULL)
+	if (!atomic_target(reln, &ts))
 	{
 		mdzeroextend(reln, forknum, blocknum, nblocks, skipFsync);
-		ts = SmgrIsTemp(reln) ? NULL : wtsmgr_relation_tablespace(reln);
 		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, nblocks);
 		return;
 	}

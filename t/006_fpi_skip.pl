@@ -78,8 +78,8 @@ $node->poll_query_until('postgres',
 is($decision->('ts_atomic'), 'skipped', 'the untorn tablespace skips images');
 is($decision->('ts_plain'), 'kept: blocks may tear', 'the other keeps them');
 
-# pgbench on both databases for some seconds, with a CHECKPOINT every two.
-sub load
+# Start pgbench on both databases, in the background.
+sub start_pgbench
 {
 	my ($seconds) = @_;
 	my @runs;
@@ -93,6 +93,14 @@ sub load
 			],
 			'>', \my $out, '2>', \my $err);
 	}
+	return @runs;
+}
+
+# pgbench on both databases for some seconds, with a CHECKPOINT every two.
+sub load
+{
+	my ($seconds) = @_;
+	my @runs = start_pgbench($seconds);
 	for (my $t = 0; $t < $seconds; $t += 2)
 	{
 		sleep 2;
@@ -176,17 +184,7 @@ cmp_ok(images($lsn4, $lsn5, $oid{ts_plain}), '>', 0, 'and for the other');
 # 3. Crash recovery under load, three times.
 for my $round (1 .. 3)
 {
-	my @runs;
-	for my $db ('db_atomic', 'db_plain')
-	{
-		push @runs,
-		  IPC::Run::start(
-			[
-				'pgbench', '--no-vacuum', '--client=2', '--time=30',
-				'--host=' . $node->host, '--port=' . $node->port, $db
-			],
-			'>', \my $out, '2>', \my $err);
-	}
+	my @runs = start_pgbench(30);
 	sleep 2;
 	$node->safe_psql('postgres', 'CHECKPOINT');
 	sleep 2;
