@@ -152,7 +152,8 @@ my $plain_images = images($lsn1, $lsn2, $oid{ts_plain});
 cmp_ok($plain_images, '>', 0, 'full-page images as usual for the other');
 cmp_ok($window, '<', $plain_images / 10,
 	"the announcement windows cost few images ($window against $plain_images)");
-my $hints = first_touches($node, $lsn1, $lsn2, $oid{ts_atomic}, 'FPI_FOR_HINT');
+my $hints = first_touches($node, $lsn1, $lsn2, $oid{ts_atomic},
+	record_type => 'FPI_FOR_HINT');
 cmp_ok($hints->{after_with_image}, '<=', $hints->{after_announcement} / 100,
 	"no hint-bit images for the untorn tablespace once announced ($hints->{after_with_image} of $hints->{after_announcement} hint-bit records)"
 );

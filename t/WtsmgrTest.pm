@@ -40,22 +40,31 @@ sub required_dir
 #   after_with_image: how many of those still have an image;
 # - cycles: how many redo points the range holds.
 #
-# With $record_type, only block references of records of that type count.
-# Returns a hash reference.
+# Options: record_type => only block references of records of that type
+# count; ignore_announcements => every first change counts as before the
+# announcement (for a range in which a backup ran, where all need images).
+# Returns a hash reference; the first few first changes that lack an image
+# before an announcement are shown with note().
 sub first_touches
 {
-	my ($node, $start, $end, $spcoid, $record_type) = @_;
-	my $type_cond = $record_type ? "AND b.record_type = '$record_type'" : '';
+	my ($node, $start, $end, $spcoid, %opt) = @_;
+	my $type_cond =
+	  $opt{record_type} ? "AND b.record_type = '$opt{record_type}'" : '';
+	my $announcements =
+	  $opt{ignore_announcements}
+	  ? ''
+	  : "OR (resource_manager = 'wtsmgr' AND description ~ '\\m$spcoid\\M')";
 	my $row = $node->safe_psql(
 		'postgres', qq{
 	WITH marks AS (
 		SELECT start_lsn, resource_manager = 'wtsmgr' AS announces
 		FROM pg_get_wal_records_info('$start', '$end')
 		WHERE (resource_manager = 'XLOG' AND record_type = 'CHECKPOINT_REDO')
-		   OR (resource_manager = 'wtsmgr' AND description ~ '\\m$spcoid\\M')),
+		   $announcements),
 	refs AS (
 		SELECT b.start_lsn, b.relfilenode, b.relforknumber, b.relblocknumber,
 			   b.block_fpi_length > 0 AS image,
+			   b.record_type,
 			   b.record_type LIKE '%INIT%' OR b.record_type = 'FPI' AS no_image_needed,
 			   (SELECT max(m.start_lsn) FROM marks m
 				WHERE NOT m.announces AND m.start_lsn <= b.start_lsn) AS cycle
@@ -70,13 +79,18 @@ sub first_touches
 							WHERE m.announces AND m.start_lsn > f.cycle
 							  AND m.start_lsn < f.start_lsn) AS announced
 		FROM firsts f)
-	SELECT count(*) FILTER (WHERE NOT announced),
+	SELECT (array_agg(format('%s %s %s/%s/%s', start_lsn, record_type,
+			   relfilenode, relforknumber, relblocknumber) ORDER BY start_lsn)
+			 FILTER (WHERE NOT announced AND NOT image AND NOT no_image_needed))[1:5],
+		   count(*) FILTER (WHERE NOT announced),
 		   count(*) FILTER (WHERE NOT announced AND NOT image AND NOT no_image_needed),
 		   count(*) FILTER (WHERE announced),
 		   count(*) FILTER (WHERE announced AND image),
 		   (SELECT count(*) FROM marks WHERE NOT announces)
 	FROM judged});
-	my @v = split /\|/, $row;
+	my ($unimaged, @v) = split /\|/, $row;
+	Test::More::note("first changes without image before an announcement: $unimaged")
+	  if $unimaged ne '';
 	return {
 		before_announcement => $v[0],
 		before_without_image => $v[1],
