@@ -7,8 +7,8 @@
  * This file owns loading: wtsmgr must be in shared_preload_libraries,
  * because it registers a storage manager with the server (smgr_register(),
  * from wtsmgr's core patches) and makes it the one smgropen() gives to
- * every relation.  It also owns the GUCs, the shared memory and the SQL
- * functions.
+ * every relation.  It also owns the write path's GUCs, the shared memory and
+ * the SQL functions; the settings of the image decision are wtsmgr_fpi.c's.
  *
  * The storage manager wraps md.c.  Reads, sizes, truncation and unlinking
  * are md's; writes and extensions go through wtsmgr_atomic.c, which for

@@ -263,12 +263,14 @@ wtsmgr_redo(XLogReaderState *record)
 			continue;			/* replay writes it atomically too */
 
 		/*
-		 * Crash recovery of our own WAL (or of a restored backup's) would
-		 * write blocks that have no image with writes that can tear, and a
-		 * second crash before the end-of-recovery checkpoint could corrupt
-		 * them beyond repair.  Stop, unless the DBA says otherwise.
+		 * Crash recovery of our own WAL would write blocks that have no
+		 * image with writes that can tear, and a second crash before the
+		 * end-of-recovery checkpoint could corrupt them beyond repair.  Stop,
+		 * unless the DBA says otherwise.  (Archive recovery, which includes
+		 * standbys and restored backups, replays WAL that another server
+		 * wrote onto storage chosen for it: warn, below.)
 		 */
-		if (!ArchiveRecoveryRequested && !allow_torn_recovery)
+		if (!InArchiveRecovery && !allow_torn_recovery)
 			ereport(FATAL,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot recover tablespace %u (\"%s\") without atomic writes",
@@ -426,6 +428,14 @@ announce(void)
 	int			nlisted = 0;
 	bool		news = false;
 	xl_wtsmgr_untorn hdr;
+
+	/*
+	 * While a base backup runs, every image is taken whatever the hook says;
+	 * announce the cycle once it has ended, so that the WAL that a backup
+	 * needs does not claim images are missing.
+	 */
+	if (!XLogImagesOnlyForTornPages())
+		return;
 
 	pg_read_barrier();
 	for (uint32 t = 0; t < n; t++)
