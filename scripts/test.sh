@@ -15,6 +15,8 @@
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem.
+# 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
+#    seen by the kernel (tracefs).
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -157,9 +159,14 @@ is_root && chown "$WTSMGR_USER" "$work/core"
 run_suite core-regress "$count_regress" \
 	"$work/src/scripts/core-regress.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-$work/core}" "$work/core"
 
-# Under CI=true a skip fails the run: CI must run everything.
+# The kernel-side audit of every write to an untorn tablespace: as root
+# (tracefs), with its server run as the unprivileged user.
+run_suite_as_root write-audit "$count_regress" \
+	"$work/src/scripts/write-audit.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-}" "$work/audit"
+
 ok=true
 [ "$failed" -eq 0 ] || ok=false
+# Under CI=true a skip fails the run: CI must run everything.
 if [ "${CI:-}" = true ] && [ "$skipped" -ne 0 ]; then
 	failures+=("CI=true, but $skipped tests were skipped: CI must run them all")
 	ok=false
