@@ -16,7 +16,8 @@
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
-#    seen by the kernel (tracefs).
+#    seen by the kernel (tracefs); and scripts/crash-model.sh: the atomic
+#    filesystem shut down under load, then log and crash recovery.
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -163,6 +164,11 @@ run_suite core-regress "$count_regress" \
 # (tracefs), with its server run as the unprivileged user.
 run_suite_as_root write-audit "$count_regress" \
 	"$work/src/scripts/write-audit.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-}" "$work/audit"
+
+# The atomic filesystem shut down under load, losing what its log had not
+# written: crash recovery must still leave everything consistent.
+run_suite_as_root crash-model "$count_regress" \
+	"$work/src/scripts/crash-model.sh" "$prefix" "$work/crash"
 
 ok=true
 [ "$failed" -eq 0 ] || ok=false
