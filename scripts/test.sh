@@ -123,15 +123,15 @@ _run_suite()
 
 # pg_regress (TAP-style output since PostgreSQL 17) and prove -v, counted
 # from the per-test lines each prints: "ok N # skip ..." is a skip, and so
-# is a TAP file that skips as a whole ("1..0 # SKIP ...").  prove's own
-# summary adds failures that no line shows (a test that died, a plan not
-# met).
+# is a TAP file that skips as a whole (prove: "t/NNN.pl .. skipped: why").
+# prove's own summary adds failures that no line shows (a test that died, a
+# plan not met).
 count_regress='/^ok [0-9]/ && tolower($0) ~ /^ok [0-9]+[^#]*# *skip/ {s++; next}
 	/^ok [0-9]/ {p++} /^not ok [0-9]/ {f++}
 	END {print p+0, f+0, s+0}'
 count_prove='/^ok [0-9]/ && tolower($0) ~ /^ok [0-9]+[^#]*# *skip/ {s++; next}
 	/^ok [0-9]/ {p++} /^not ok [0-9]/ {f++}
-	/^1\.\.0 *# *[Ss][Kk][Ii][Pp]/ {s++}
+	/\.\. skipped: / {s++}
 	/^Failed [0-9]+\/[0-9]+ subtests/ {split($2, a, "/"); sf += a[1]}
 	/Wstat|Bailout called|Parse errors|Dubious/ {bad = 1}
 	END {if (sf > f) f = sf; if (bad && f == 0) f = 1; print p+0, f+0, s+0}'
