@@ -15,9 +15,14 @@
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem.
-# Prints each runner's summary and a last line "tests: N passed, N failed".
-# Exits non-zero if anything failed.  Leaves the work directory in place
-# when something failed, and says where it is.
+# 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
+#    seen by the kernel (tracefs); and scripts/crash-model.sh: the atomic
+#    filesystem shut down under load, then log and crash recovery.
+# Prints each runner's summary and a last line "tests: N passed, N failed,
+# N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
+# skips) counts as skipped, never as passed.  Exits non-zero if anything
+# failed, or, under CI=true, if anything was skipped.  Leaves the work
+# directory in place when something failed, and says where it is.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -71,39 +76,65 @@ fi
 
 passed=0
 failed=0
+skipped=0
 failures=()
+skips=()
 
 # Run one suite as the unprivileged user, from the work directory (the
 # clone itself may not be readable by that user), showing its output, and
-# add its counts: $1 = name, $2 = awk program printing "passed failed" from the
-# output, rest = command.
+# add its counts: $1 = name, $2 = awk program printing "passed failed
+# skipped" from the output, rest = command.  run_suite_as_root is the same
+# for the few suites that need root themselves (they start their servers as
+# the unprivileged user).
 run_suite()
 {
-	local name=$1 counter=$2 log=$work/$1.log rc p f
-	shift 2
+	_run_suite as_user "$@"
+}
+
+run_suite_as_root()
+{
+	_run_suite "" "$@"
+}
+
+_run_suite()
+{
+	local runner=$1 name=$2 counter=$3 log=$work/$2.log rc p f s
+	shift 3
 	say "running $name"
-	as_user "$@" 2>&1 | tee "$log" && rc=0 || rc=${PIPESTATUS[0]}
-	read -r p f < <(awk "$counter" "$log")
+	$runner "$@" 2>&1 | tee "$log" && rc=0 || rc=${PIPESTATUS[0]}
+	read -r p f s < <(awk "$counter" "$log")
 	p=${p:-0}
 	f=${f:-0}
+	s=${s:-0}
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1
 	fi
 	passed=$((passed + p))
 	failed=$((failed + f))
+	skipped=$((skipped + s))
 	if [ "$f" -ne 0 ]; then
 		failures+=("$name (log: $log)")
 	fi
-	say "$name: $p passed, $f failed"
+	if [ "$s" -ne 0 ]; then
+		skips+=("$name: $s skipped (log: $log)")
+	fi
+	say "$name: $p passed, $f failed, $s skipped"
 }
 
-# pg_regress (TAP-style output since PostgreSQL 17) and prove, counted
-# from the per-test lines each prints.
-count_regress='/^ok [0-9]/ {p++} /^not ok [0-9]/ {f++} END {print p+0, f+0}'
-count_prove='/^Files=.*Tests=/ {match($0, /Tests=[0-9]+/); t = substr($0, RSTART+6, RLENGTH-6)}
-	/^Failed [0-9]+\/[0-9]+ subtests/ {split($2, a, "/"); f += a[1]}
-	/Wstat|Bailout called|Parse errors/ {bad = 1}
-	END {if (bad && f == 0) f = 1; print t - f, f + 0}'
+# pg_regress (TAP-style output since PostgreSQL 17) and prove -v, counted
+# from the per-test lines each prints: "ok N # skip ..." is a skip, and so
+# is a TAP file that skips as a whole (prove: "t/NNN.pl .. skipped: why").
+# prove's own summary adds failures that no line shows (a test that died, a
+# plan not met).
+count_regress='/^ok [0-9]/ && tolower($0) ~ /^ok [0-9]+[^#]*# *skip/ {s++; next}
+	/^ok [0-9]/ {p++} /^not ok [0-9]/ {f++}
+	END {print p+0, f+0, s+0}'
+count_prove='/^ok [0-9]/ && tolower($0) ~ /^ok [0-9]+[^#]*# *skip/ {s++; next}
+	/^ok [0-9]/ {p++} /^not ok [0-9]/ {f++}
+	/\.\. skipped: / {s++}
+	/^Failed [0-9]+\/[0-9]+ subtests/ {split($2, a, "/"); sf += a[1]}
+	/Wstat|Bailout called|Parse errors|Dubious/ {bad = 1}
+	END {if (sf > f) f = sf; if (bad && f == 0) f = 1; print p+0, f+0, s+0}'
 
 export PATH="$prefix/bin:$PATH"
 
@@ -129,7 +160,24 @@ is_root && chown "$WTSMGR_USER" "$work/core"
 run_suite core-regress "$count_regress" \
 	"$work/src/scripts/core-regress.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-$work/core}" "$work/core"
 
-if [ "$failed" -eq 0 ]; then
+# The kernel-side audit of every write to an untorn tablespace: as root
+# (tracefs), with its server run as the unprivileged user.
+run_suite_as_root write-audit "$count_regress" \
+	"$work/src/scripts/write-audit.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-}" "$work/audit"
+
+# The atomic filesystem shut down under load, losing what its log had not
+# written: crash recovery must still leave everything consistent.
+run_suite_as_root crash-model "$count_regress" \
+	"$work/src/scripts/crash-model.sh" "$prefix" "$work/crash"
+
+ok=true
+[ "$failed" -eq 0 ] || ok=false
+# Under CI=true a skip fails the run: CI must run everything.
+if [ "${CI:-}" = true ] && [ "$skipped" -ne 0 ]; then
+	failures+=("CI=true, but $skipped tests were skipped: CI must run them all")
+	ok=false
+fi
+if $ok; then
 	rm -rf "$work"
 	if is_root; then
 		rm -rf "$WTSMGR_ATOMIC_DIR" "$WTSMGR_FULL_DIR"
@@ -140,5 +188,8 @@ else
 	done
 	say "work directory kept: $work"
 fi
-echo "tests: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+for s in "${skips[@]}"; do
+	say "SKIPPED: $s"
+done
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+$ok

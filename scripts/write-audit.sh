@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# scripts/write-audit.sh -- check, from the kernel's side, every write a
+# wtsmgr server makes to the relation files of an untorn tablespace.
+#
+# Usage: scripts/write-audit.sh PREFIX ATOMIC_DIR WORKDIR
+#
+# Needs root: it traces the atomic filesystem with tracefs, in a trace
+# instance of its own (so that parallel runs do not collide), filtered by the
+# filesystem's device.  The server runs as the unprivileged user, with its
+# data directory (pg_default, pg_wal, temporary files) in WORKDIR and one
+# tablespace, ts_audit, in ATOMIC_DIR, the default tablespace of the audited
+# database.  Three phases run the same workload (pgbench with checkpoints,
+# CREATE INDEX, VACUUM, VACUUM FULL, COPY into a new table, CREATE TABLE AS,
+# ALTER TABLE SET TABLESPACE, CHECKPOINT):
+#
+# 1. wtsmgr, wtsmgr.durability = fsync: every direct write to a relation file
+#    of ts_audit (or to a file the audit could not name) is ATOMIC, DIRECT,
+#    of a power-of-two length within the probe's atomic unit limits, aligned
+#    to its length, of whole blocks; no buffered write touches those files;
+#    every relation file written is fsynced after its last write and before
+#    the final CHECKPOINT returns.
+# 2. The same with wtsmgr.durability = dsync: every write carries DSYNC.
+# 3. Control: the same cluster restarted without wtsmgr (after a clean
+#    shutdown, which is when that is allowed).  The same checks must flag
+#    its writes, which proves that they can fail.
+#
+# Every phase fails if the trace buffer overran or dropped events.  Prints
+# TAP lines, and the figures as "#" lines.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+prefix=$1
+atomic_dir=$2
+workdir=$3
+export PATH="$prefix/bin:$PATH"
+
+n=0
+nfail=0
+check()
+{
+	local ok=$1
+	shift
+	n=$((n + 1))
+	if [ "$ok" = 1 ]; then
+		echo "ok $n - $*"
+	else
+		echo "not ok $n - $*"
+		nfail=$((nfail + 1))
+	fi
+}
+
+if ! is_root || [ -z "$atomic_dir" ]; then
+	echo "1..1"
+	echo "ok 1 # skip the write audit needs root (tracefs, the XFS loop mount)"
+	exit 0
+fi
+mkdir -p "$workdir"
+
+# The trace instance, filtered by the device of the atomic filesystem.
+tracing=/sys/kernel/tracing
+mountpoint -q "$tracing" || mount -t tracefs nodev "$tracing"
+inst=$tracing/instances/wtsmgr-audit-$$
+mkdir "$inst"
+majmin=$(mountpoint -d "$(stat -c %m "$atomic_dir")")
+kdev=$(( (${majmin%:*} << 20) | ${majmin#*:} ))
+echo "${WTSMGR_AUDIT_BUFFER_KB:-65536}" >"$inst/buffer_size_kb"
+echo mono >"$inst/trace_clock"
+# iomap_dio_rw_begin has the flags of every direct I/O, but sets WRITE only
+# for io_uring and aio: XFS's direct read and write events, which come just
+# before it in the same task, tell reads from writes.
+events="iomap/iomap_dio_rw_begin xfs/xfs_file_direct_write xfs/xfs_file_direct_read
+	xfs/xfs_file_buffered_write xfs/xfs_file_fsync"
+echo 0 >"$inst/tracing_on"
+for ev in $events; do
+	echo "dev == $kdev" >"$inst/events/$ev/filter"
+	echo 1 >"$inst/events/$ev/enable"
+done
+
+ts=$atomic_dir/audit-ts-$$
+pgdata=$workdir/pgdata
+sock=$workdir/sock
+port=$((40000 + $$ % 10000))
+mkdir -p "$ts" "$sock"
+chown "$WTSMGR_USER" "$ts" "$workdir" "$sock"
+snapper=
+
+cleanup()
+{
+	[ -n "$snapper" ] && kill "$snapper" 2>/dev/null
+	as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
+	echo 0 >"$inst/tracing_on" 2>/dev/null || true
+	for ev in $events; do
+		echo 0 >"$inst/events/$ev/enable" 2>/dev/null || true
+	done
+	rmdir "$inst" 2>/dev/null || true
+	rm -rf "$ts"
+}
+trap cleanup EXIT
+
+q()
+{
+	as_user psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" "$@"
+}
+
+as_user initdb -D "$pgdata" --no-instructions -A trust >"$workdir/initdb.log"
+cat >>"$pgdata/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$sock'
+listen_addresses = ''
+shared_buffers = 16MB
+autovacuum = off
+checkpoint_timeout = 1h
+max_wal_size = 4GB
+CONF
+set_preload()
+{
+	echo "shared_preload_libraries = '$1'" | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
+}
+set_preload wtsmgr
+as_user pg_ctl -D "$pgdata" -l "$workdir/server.log" -w start >/dev/null
+
+q -d postgres -c "CREATE EXTENSION wtsmgr" \
+	-c "CREATE TABLESPACE ts_audit LOCATION '$ts'" \
+	-c "CREATE DATABASE audit" \
+	-c "ALTER DATABASE audit SET default_tablespace = ts_audit"
+spcoid=$(q -d postgres -c "SELECT oid FROM pg_tablespace WHERE spcname = 'ts_audit'")
+q -d audit -c "CREATE TABLE probe_me (x int)" -c "DROP TABLE probe_me"
+read -r untorn unit_min unit_max < <(q -d postgres -F ' ' -c "
+	SELECT untorn_blocks, atomic_unit_min, atomic_unit_max
+	FROM wtsmgr_tablespaces WHERE tablespace = 'ts_audit'")
+check "$([ "$untorn" = t ] && echo 1)" \
+	"ts_audit on the atomic filesystem ($majmin) is untorn: atomic units $unit_min to $unit_max bytes"
+
+# Inode numbers of the files in ts_audit, recorded often while the workload
+# runs, so that files unlinked before the end are still named.
+snapshot()
+{
+	find "$ts" -type f -printf '%i %P\n' >>"$1" 2>/dev/null || true
+}
+
+# The workload, as the unprivileged user, against database audit.
+workload()
+{
+	local phase=$1 i bench
+	as_user pgbench -h "$sock" -p "$port" --initialize --scale=4 --quiet audit >"$workdir/$phase-init.log" 2>&1
+	as_user pgbench -h "$sock" -p "$port" --no-vacuum --client=2 --jobs=2 --time=12 audit \
+		>"$workdir/$phase-pgbench.log" 2>&1 &
+	bench=$!
+	for i in 1 2 3; do
+		sleep 3
+		q -d audit -c CHECKPOINT
+	done
+	wait "$bench"
+	q -d audit <<SQL
+DROP TABLE IF EXISTS audit_copy, audit_ctas, audit_moved;
+CREATE INDEX audit_abalance ON pgbench_accounts (abalance);
+VACUUM pgbench_accounts;
+VACUUM FULL pgbench_history;
+COPY (SELECT * FROM pgbench_accounts) TO '$workdir/accounts.copy';
+BEGIN;
+CREATE TABLE audit_copy (LIKE pgbench_accounts);
+COPY audit_copy FROM '$workdir/accounts.copy';
+COMMIT;
+CREATE TABLE audit_ctas AS SELECT * FROM pgbench_accounts WHERE aid % 2 = 0;
+CREATE TABLE audit_moved TABLESPACE pg_default AS SELECT * FROM pgbench_accounts WHERE aid <= 20000;
+ALTER TABLE audit_moved SET TABLESPACE ts_audit;
+UPDATE audit_moved SET abalance = abalance + 1 WHERE aid % 7 = 0;
+SQL
+	q -d audit -c CHECKPOINT
+}
+
+# Classify a saved trace: every write to a relation file of ts_audit, or to
+# a file of the filesystem the snapshots do not name, must be atomic as
+# described above.  Prints "writes atomic bad buffered unfsynced other
+# nowait reads": direct writes (each attempt: io_uring first tries without
+# blocking, NOWAIT, and its worker tries again when that would block),
+# ATOMIC ones, bad ones, buffered writes, relation files written and not
+# fsynced, direct writes to other files of the filesystem, NOWAIT attempts
+# and direct reads.
+classify()
+{
+	local trace=$1 map=$2 final=$3 want_dsync=$4 want_fsync=$5
+	perl - "$trace" "$map" "$final" "$want_dsync" "$want_fsync" "$unit_min" "$unit_max" <<'PERL'
+use strict;
+use warnings;
+my ($trace, $map, $final, $want_dsync, $want_fsync, $umin, $umax) = @ARGV;
+my $relfile = qr{^PG_\d+_\d+/\d+/\d+(?:_fsm|_vm|_init)?(?:\.\d+)?$};
+my (%kind, %alive);
+for my $f ([$map, \%kind], [$final, \%alive])
+{
+	open(my $fh, '<', $f->[0]) or die "$f->[0]: $!";
+	while (<$fh>)
+	{
+		my ($ino, $path) = /^(\d+) (.*)$/ or next;
+		my $k = $path =~ $relfile ? 'rel' : 'other';
+		# an inode number reused by a relation file counts as one
+		$f->[1]{$ino} = $k unless ($f->[1]{$ino} // '') eq 'rel';
+	}
+}
+my ($writes, $atomic, $bad, $buffered, $other, $unfsynced, $nowait, $reads) = (0) x 8;
+my (%last_write, %last_fsync, %dir, $marker);
+my $nbad = 0;
+open(my $fh, '<', $trace) or die "$trace: $!";
+while (<$fh>)
+{
+	my ($pid, $t) = /^\s*.+?-(\d+)\s+\[\d+\].*?\s(\d+\.\d+):\s/ or next;
+	if (/tracing_mark_write: wtsmgr-audit checkpoint done/)
+	{
+		$marker = $t;
+		next;
+	}
+	my ($ino) = /\bino 0x([0-9a-f]+)/ or next;
+	$ino = hex($ino);
+	my $k = $kind{$ino} // 'unknown';
+	if (/xfs_file_direct_(read|write):/)
+	{
+		$dir{$pid} = $1;
+		next;
+	}
+	if (/xfs_file_fsync:/)
+	{
+		$last_fsync{$ino} = $t;
+		next;
+	}
+	if (/xfs_file_buffered_write:/)
+	{
+		next if $k eq 'other';
+		$buffered++;
+		print STDERR "buffered write to $k inode $ino: $_" if $nbad++ < 5;
+		next;
+	}
+	next unless /iomap_dio_rw_begin:/;
+	my ($pos, $len, $flags) = /offset 0x([0-9a-f]+) length 0x([0-9a-f]+) .*flags (\S+)/
+	  or die "cannot parse: $_";
+	my %fl = map { $_ => 1 } split /\|/, $flags;
+	my $dir = delete $dir{$pid} // 'unknown';
+	if ($dir eq 'read')
+	{
+		$reads++;
+		next;
+	}
+	die "direct I/O of unknown direction: $_" if $dir ne 'write';
+	$nowait++ if $fl{NOWAIT};
+	if ($k eq 'other')
+	{
+		$other++;
+		next;
+	}
+	($pos, $len) = (hex($pos), hex($len));
+	$writes++;
+	$atomic++ if $fl{ATOMIC};
+	$last_write{$ino} = $t if $k eq 'rel';
+	my @why;
+	push @why, 'not ATOMIC' unless $fl{ATOMIC};
+	push @why, 'not DIRECT' unless $fl{DIRECT};
+	push @why, 'no DSYNC' if $want_dsync && !$fl{DSYNC};
+	push @why, 'length not a power of two' if $len & ($len - 1);
+	push @why, "length outside [$umin, $umax]" if $len < $umin || $len > $umax;
+	push @why, 'offset not aligned to the length' if $len && $pos % $len;
+	push @why, 'not whole blocks' if $len % 8192 || $pos % 8192;
+	if (@why)
+	{
+		$bad++;
+		print STDERR "bad write to $k inode $ino (" . join(', ', @why) . "): $_"
+		  if $nbad++ < 5;
+	}
+}
+if ($want_fsync)
+{
+	die "no checkpoint marker in $trace\n" unless defined $marker;
+	for my $ino (keys %last_write)
+	{
+		next unless ($alive{$ino} // '') eq 'rel';    # unlinked since
+		next if $last_write{$ino} > $marker;
+		my $f = $last_fsync{$ino};
+		next if defined $f && $f > $last_write{$ino} && $f <= $marker;
+		$unfsynced++;
+		print STDERR "relation file inode $ino written at $last_write{$ino}, not fsynced before the checkpoint ended\n"
+		  if $nbad++ < 5;
+	}
+}
+print "$writes $atomic $bad $buffered $unfsynced $other $nowait $reads\n";
+PERL
+}
+
+# Run the workload under the trace; $1 phase name.  Leaves the trace, the
+# inode map and the final listing in WORKDIR.
+traced_phase()
+{
+	local phase=$1 map=$workdir/$1.inodes
+	: >"$map"
+	snapshot "$map"
+	echo >"$inst/trace"
+	echo 1 >"$inst/tracing_on"
+	(while :; do snapshot "$map"; sleep 0.2; done) &
+	snapper=$!
+	workload "$phase"
+	echo "wtsmgr-audit checkpoint done" >"$inst/trace_marker"
+	kill "$snapper"
+	wait "$snapper" 2>/dev/null || true
+	snapper=
+	echo 0 >"$inst/tracing_on"
+	snapshot "$map"
+	find "$ts" -type f -printf '%i %P\n' >"$workdir/$phase.final"
+	cp "$inst/trace" "$workdir/$phase.trace"
+	lost=$(cat "$inst"/per_cpu/cpu*/stats |
+		awk '/^(overrun|dropped events|commit overrun):/ {n += $NF} END {print n + 0}')
+	check "$([ "$lost" -eq 0 ] && echo 1)" "$phase: the trace buffer lost no event (overrun + dropped: $lost)"
+}
+
+# Classify phase $1's trace (or the file $5), $2 = DSYNC required, $3 =
+# fsync before the checkpoint required, $4 = stderr (the flagged writes).
+# Sets w a b buf unf oth nw rd (see classify).
+audit()
+{
+	local phase=$1
+	w='' a='' b='' buf='' unf='' oth='' nw='' rd=''
+	read -r w a b buf unf oth nw rd < <(classify "${5:-$workdir/$phase.trace}" "$workdir/$phase.inodes" \
+		"$workdir/$phase.final" "$2" "$3" 2>"$4") || true
+}
+
+# Phase 1: wtsmgr, durability fsync.
+traced_phase fsync
+audit fsync 0 1 "$workdir/fsync.flagged"
+echo "# fsync: $w direct writes to relation files of ts_audit ($nw of them io_uring NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $unf written files not fsynced by the checkpoint; $oth direct writes and $rd direct reads elsewhere on the filesystem"
+check "$([ "${w:-0}" -gt 1000 ] && echo 1)" "fsync: the workload wrote to ts_audit's relation files ($w writes)"
+check "$([ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
+	"fsync: every write is atomic, direct, a power of two in [$unit_min, $unit_max], aligned, whole blocks ($a of $w)"
+check "$([ "$buf" = 0 ] && echo 1)" "fsync: no buffered write to them ($buf)"
+check "$([ "$unf" = 0 ] && echo 1)" "fsync: every relation file written is fsynced before the checkpoint ends ($unf not)"
+multi=$(perl -ne 'print "$1\n" if /iomap_dio_rw_begin:.* length 0x([0-9a-f]+) .*ATOMIC/' "$workdir/fsync.trace" |
+	awk '{ if ($1 != "2000") n++ } END {print n + 0}')
+check "$([ "$multi" -gt 0 ] && echo 1)" "fsync: multi-block atomic units were among them ($multi)"
+
+# The classifier's own checks can fail: on the same trace, it flags every
+# write when DSYNC is required, the multi-block units when the unit limit is
+# one block, and unfsynced files when the fsync events are taken out.
+audit fsync 1 0 /dev/null
+check "$([ -n "$w" ] && [ "$b" = "$w" ] && echo 1)" "control: requiring DSYNC flags every write of that trace ($b of $w)"
+saved_max=$unit_max
+unit_max=8192
+audit fsync 0 0 /dev/null
+unit_max=$saved_max
+check "$([ "$multi" -gt 0 ] && [ "$b" = "$multi" ] && echo 1)" "control: a unit limit of one block flags the multi-block units ($b)"
+grep -v xfs_file_fsync "$workdir/fsync.trace" >"$workdir/nofsync.trace"
+audit fsync 0 1 /dev/null "$workdir/nofsync.trace"
+check "$([ "${unf:-0}" -gt 0 ] && echo 1)" "control: without the fsync events, unfsynced files are flagged ($unf)"
+
+# Phase 2: durability dsync.
+q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = dsync" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 2
+traced_phase dsync
+audit dsync 1 0 "$workdir/dsync.flagged"
+echo "# dsync: $w direct writes to relation files of ts_audit ($nw of them io_uring NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $oth direct writes and $rd direct reads elsewhere on the filesystem"
+check "$([ "${w:-0}" -gt 1000 ] && [ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
+	"dsync: every write is atomic and carries DSYNC, as above ($a of $w)"
+check "$([ "$buf" = 0 ] && echo 1)" "dsync: no buffered write to them ($buf)"
+
+# Phase 3: control, the same cluster without wtsmgr.
+q -d postgres -c "ALTER SYSTEM RESET wtsmgr.durability" -c "DROP EXTENSION wtsmgr"
+as_user pg_ctl -D "$pgdata" -w stop >/dev/null
+set_preload ''
+as_user pg_ctl -D "$pgdata" -l "$workdir/server.log" -w start >/dev/null
+traced_phase control
+audit control 0 1 "$workdir/control.flagged"
+echo "# control (no wtsmgr): $w direct writes to relation files of ts_audit, $a ATOMIC, $b flagged; $buf buffered writes to them"
+sed -n 's/^/# flagged: /; 1,3p' "$workdir/control.flagged"
+check "$([ "${buf:-0}" -gt 0 ] && echo 1)" "control: the audit flags the stock server's buffered writes ($buf)"
+
+for phase in fsync dsync; do
+	if [ -s "$workdir/$phase.flagged" ]; then
+		sed 's/^/# flagged: /' "$workdir/$phase.flagged"
+	fi
+done
+as_user pg_ctl -D "$pgdata" -w stop >/dev/null
+echo "1..$n"
+[ "$nfail" -eq 0 ]
