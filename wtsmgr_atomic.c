@@ -56,9 +56,11 @@
 
 #include <fcntl.h>
 #include <liburing.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "access/xlogutils.h"
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -270,6 +272,77 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 		seg->checked = true;
 	}
 	return seg->file;
+}
+
+/*
+ * WTSMGR_MAX_RUN zero blocks, contiguous and aligned for O_DIRECT, so that
+ * any unit of them needs a single iovec.
+ */
+static const char *
+zero_blocks(void)
+{
+	if (zero_area == NULL)
+		zero_area = MemoryContextAllocAligned(TopMemoryContext,
+											  (Size) WTSMGR_MAX_RUN * BLCKSZ,
+											  PG_IO_ALIGN_SIZE,
+											  MCXT_ALLOC_ZERO);
+	return zero_area;
+}
+
+/*
+ * The number of blocks in a segment file, from its size, or -1 if it does
+ * not exist.
+ */
+static int64
+segment_nblocks(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
+{
+	char		path[MAXPGPATH];
+	struct stat st;
+
+	segment_path(wreln, forknum, segno, path, sizeof(path));
+	if (stat(path, &st) != 0)
+	{
+		if (errno == ENOENT)
+			return -1;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path),
+				 errhint("wtsmgr checks that the segments before a new one are full, as md.c does.")));
+	}
+	return (int64) (st.st_size / BLCKSZ);
+}
+
+/*
+ * Before a segment file past the first is written by an extension, make
+ * every segment before it exist and be RELSEG_SIZE blocks long, as md.c's
+ * _mdfd_getseg(EXTENSION_CREATE) does.  md.c finds the end of a relation by
+ * walking its segments and stopping at the first short one, so a relation
+ * extended by a jump (RelationCopyStorageUsingBuffer() extends the copy of
+ * a relation to its last block first; _hash_alloc_buckets() skips ahead by
+ * whole bucket splits) would otherwise have blocks that md.c cannot reach,
+ * and writing them back would fail.
+ *
+ * Like md.c, a short segment is padded by writing its last block, zeroed;
+ * the blocks in between stay a hole.  The write is atomic like every other
+ * write here.  Segments are padded in order, so a crash in between leaves
+ * a prefix of full segments, which md.c handles.
+ */
+static void
+pad_previous_segments(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+					  ForkNumber forknum, BlockNumber segno, bool skipFsync)
+{
+	BlockNumber first_short = segno;
+	const void *zero = zero_blocks();
+
+	/* segments before a full one are full: md.c keeps that invariant */
+	while (first_short > 0 &&
+		   segment_nblocks(wreln, forknum, first_short - 1) < RELSEG_SIZE)
+		first_short--;
+
+	for (BlockNumber s = first_short; s < segno; s++)
+		write_segment_run(wreln, ts, forknum,
+						  s * ((BlockNumber) RELSEG_SIZE) + RELSEG_SIZE - 1,
+						  &zero, 1, skipFsync, true);
 }
 
 /*
@@ -568,6 +641,15 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 		wreln->wt_have_limits = true;
 	}
 
+	/*
+	 * An extension that begins a segment, or the first in this opening of
+	 * the relation, checks the segments before it: see
+	 * pad_previous_segments().
+	 */
+	if (extending && segno > 0 &&
+		get_segment(wreln, forknum, segno)->file == 0)
+		pad_previous_segments(wreln, ts, forknum, segno, skipFsync);
+
 	file = open_segment(wreln, ts, forknum, segno, extending);
 	if (!get_segment(wreln, forknum, segno)->atomic)
 	{
@@ -700,8 +782,13 @@ wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 		return;
 	}
 
+	/*
+	 * In recovery md.c creates missing segments for writes too
+	 * (EXTENSION_CREATE_RECOVERY): the relation may have been truncated or
+	 * dropped later in the WAL.  So do we.
+	 */
 	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, buffers,
-				 nblocks, skipFsync, false);
+				 nblocks, skipFsync, InRecovery);
 	wtsmgr_count_io(ts, WTSMGR_IO_WRITES, nblocks);
 }
 
@@ -755,13 +842,8 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	check_extend_limit(reln, forknum, blocknum, nblocks);
 
 	/* one contiguous zero area, so that a unit needs a single iovec */
-	if (zero_area == NULL)
-		zero_area = MemoryContextAllocAligned(TopMemoryContext,
-											  (Size) WTSMGR_MAX_RUN * BLCKSZ,
-											  PG_IO_ALIGN_SIZE,
-											  MCXT_ALLOC_ZERO);
 	for (int i = 0; i < WTSMGR_MAX_RUN; i++)
-		zeros[i] = zero_area + (Size) i * BLCKSZ;
+		zeros[i] = zero_blocks() + (Size) i * BLCKSZ;
 
 	while (nblocks > 0)
 	{
