@@ -65,7 +65,6 @@ CREATE FUNCTION wtsmgr_tablespaces(
     OUT atomic_segments_max bigint,
     OUT dio_mem_align bigint,
     OUT dio_offset_align bigint,
-    OUT writethrough bool,
     OUT io_method text,
     OUT extent_size_hint int,
     OUT untorn_blocks bool,

@@ -61,21 +61,6 @@ PG_MODULE_MAGIC_EXT(
 					.version = WTSMGR_VERSION
 );
 
-/* How relation writes reach the disk; see wtsmgr.io_method */
-typedef enum WtsmgrIoMethod
-{
-	WTSMGR_IO_AUTO,
-	WTSMGR_IO_DIRECT,
-	WTSMGR_IO_WRITETHROUGH,
-} WtsmgrIoMethod;
-
-static const struct config_enum_entry wtsmgr_io_method_options[] = {
-	{"auto", WTSMGR_IO_AUTO, false},
-	{"direct", WTSMGR_IO_DIRECT, false},
-	{"writethrough", WTSMGR_IO_WRITETHROUGH, false},
-	{NULL, 0, false}
-};
-
 static const struct config_enum_entry wtsmgr_durability_options[] = {
 	{"fsync", WTSMGR_DURABILITY_FSYNC, false},
 	{"dsync", WTSMGR_DURABILITY_DSYNC, false},
@@ -83,7 +68,6 @@ static const struct config_enum_entry wtsmgr_durability_options[] = {
 };
 
 /* GUC variables */
-static int	wtsmgr_io_method = WTSMGR_IO_AUTO;
 int			wtsmgr_durability = WTSMGR_DURABILITY_FSYNC;
 int			wtsmgr_io_uring_entries = 64;
 int			wtsmgr_extent_size_hint = 64;
@@ -100,7 +84,6 @@ static void wtsmgr_shmem_startup(void);
 static bool check_keep_fpi_tablespaces(char **newval, void **extra,
 									   GucSource source);
 static void assign_keep_fpi_tablespaces(const char *newval, void *extra);
-static bool check_io_method(int *newval, void **extra, GucSource source);
 static void wtsmgr_init(void);
 static void wtsmgr_open(SMgrRelation reln);
 static void wtsmgr_close(SMgrRelation reln, ForkNumber forknum);
@@ -179,16 +162,6 @@ _PG_init(void)
 							   GUC_LIST_INPUT,
 							   check_keep_fpi_tablespaces,
 							   assign_keep_fpi_tablespaces, NULL);
-
-	DefineCustomEnumVariable("wtsmgr.io_method",
-							 "How relation blocks reach the disk in tablespaces with atomic writes.",
-							 "auto picks the best method the startup probe proved; direct uses O_DIRECT atomic writes; writethrough uses buffered writethrough atomic writes.",
-							 &wtsmgr_io_method,
-							 WTSMGR_IO_AUTO,
-							 wtsmgr_io_method_options,
-							 PGC_POSTMASTER,
-							 0,
-							 check_io_method, NULL, NULL);
 
 	DefineCustomEnumVariable("wtsmgr.durability",
 							 "How atomic writes are made durable.",
@@ -307,24 +280,6 @@ static void
 assign_keep_fpi_tablespaces(const char *newval, void *extra)
 {
 	wtsmgr_keep_list_changed(newval);
-}
-
-/*
- * GUC check hook for wtsmgr.io_method: writethrough needs RWF_WRITETHROUGH,
- * which this build may not know.
- */
-static bool
-check_io_method(int *newval, void **extra, GucSource source)
-{
-#ifndef RWF_WRITETHROUGH
-	if (*newval == WTSMGR_IO_WRITETHROUGH)
-	{
-		GUC_check_errdetail("This build of wtsmgr was compiled with kernel headers that lack RWF_WRITETHROUGH.");
-		GUC_check_errhint("Use \"auto\" or \"direct\".");
-		return false;
-	}
-#endif
-	return true;
 }
 
 /*
@@ -525,7 +480,7 @@ require_maintain_privilege(const char *what, const char *spcname)
 						 "pg_maintain")));
 }
 
-#define WTSMGR_TABLESPACES_COLS 20
+#define WTSMGR_TABLESPACES_COLS 19
 
 /*
  * Build the row of wtsmgr_tablespaces for one tablespace.
@@ -570,42 +525,45 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 		values[9] = Int64GetDatum(probe.limits.segments_max);
 		values[10] = Int64GetDatum(probe.limits.dio_mem_align);
 		values[11] = Int64GetDatum(probe.limits.dio_offset_align);
-		values[12] = BoolGetDatum(probe.writethrough);
 	}
 	else
 	{
-		for (int c = 3; c <= 12; c++)
+		for (int c = 3; c <= 11; c++)
 			nulls[c] = true;
 	}
 
-	/* the method atomic writes use there: writethrough only if proven */
-	if (!untorn)
-		nulls[13] = true;
-	else if (wtsmgr_io_method == WTSMGR_IO_DIRECT || !probe.writethrough)
-		values[13] = CStringGetTextDatum("direct");
+	/*
+	 * How the write path writes relation blocks there: once a tablespace was
+	 * found untorn, with O_DIRECT RWF_ATOMIC writes until the server stops
+	 * (see atomic_path), otherwise through md.c's buffered writes.  Buffered
+	 * atomic writes would need RWF_WRITETHROUGH, which no released kernel
+	 * header defines yet.
+	 */
+	if (ts != NULL && pg_atomic_read_u32(&ts->atomic_path) != 0)
+		values[12] = CStringGetTextDatum("direct");
 	else
-		values[13] = CStringGetTextDatum("writethrough");
+		values[12] = CStringGetTextDatum("buffered");
 
 	/* the extent size hint new files get there, in kB */
 	if (untorn)
-		values[14] = Int32GetDatum(probe.extent_size_hint / 1024);
+		values[13] = Int32GetDatum(probe.extent_size_hint / 1024);
 	else
-		nulls[14] = true;
+		nulls[13] = true;
 
-	values[15] = BoolGetDatum(untorn);
-	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts, spcname));
+	values[14] = BoolGetDatum(untorn);
+	values[15] = CStringGetTextDatum(wtsmgr_fpi_decision(ts, spcname));
 	if (probed)
 	{
-		values[17] = CStringGetTextDatum(probe.reason);
-		values[18] = TimestampTzGetDatum(probed_at);
+		values[16] = CStringGetTextDatum(probe.reason);
+		values[17] = TimestampTzGetDatum(probed_at);
 	}
 	else
 	{
-		values[17] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
-		nulls[18] = true;
+		values[16] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
+		nulls[17] = true;
 	}
 	/* replayed WAL lacked images although blocks may tear here */
-	values[19] = BoolGetDatum(ts != NULL &&
+	values[18] = BoolGetDatum(ts != NULL &&
 							  pg_atomic_read_u32(&ts->replay_unsafe) != 0);
 }
 

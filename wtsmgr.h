@@ -70,8 +70,6 @@ typedef struct WtsmgrProbeResult
 {
 	WtsmgrAtomicLimits limits;
 	bool		untorn;			/* BLCKSZ writes proven untorn */
-	bool		writethrough;	/* buffered RWF_WRITETHROUGH | RWF_ATOMIC
-								 * works */
 	uint32		extent_size_hint;	/* bytes; proven with atomic writes, or 0 */
 	char		reason[256];	/* why (not) untorn, in words */
 } WtsmgrProbeResult;

@@ -6,15 +6,15 @@
  * This file owns every write of relation blocks that the storage manager
  * receives: smgr_writev, smgr_extend and smgr_zeroextend.  For a relation in
  * a tablespace proven untorn (wtsmgr_statx.c), blocks reach the disk with
- * writethrough RWF_ATOMIC writes, so that no block can ever be torn:
+ * O_DIRECT RWF_ATOMIC writes, so that no block can ever be torn:
  *
  * - Each segment file gets a second file descriptor, opened with O_DIRECT
  *   through fd.c, so max_files_per_process is respected.  md.c keeps its own
  *   buffered descriptor for reads, sizes and truncation; the kernel keeps the
  *   page cache coherent with the direct writes.  Our descriptors are closed
  *   with md's, on close, truncate and unlink, and when smgrrelease() asks.
- *   (Buffered RWF_ATOMIC | RWF_WRITETHROUGH would serve where the kernel and
- *   headers offer it; bookworm's do not.)
+ *   (Buffered RWF_ATOMIC needs RWF_WRITETHROUGH, which no released kernel
+ *   header defines; its value must come from a header, never be guessed.)
  *
  * - A call with n blocks is cut into naturally aligned power-of-two units
  *   (wtsmgr_split.h), each a valid atomic write of whole blocks.  One unit

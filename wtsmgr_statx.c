@@ -356,24 +356,6 @@ wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
 			snprintf(result->reason, sizeof(result->reason),
 					 "probe write was short: %zd of %d bytes", rc, BLCKSZ);
 
-#ifdef RWF_WRITETHROUGH
-
-		/*
-		 * Buffered atomic writes are only safe when they are also written
-		 * through at once; newer kernels offer both together.
-		 */
-		if (result->untorn)
-		{
-			int			bfd = open(path, O_RDWR | PG_BINARY);
-
-			if (bfd >= 0)
-			{
-				result->writethrough =
-					pwritev2(bfd, &iov, 1, 0, RWF_ATOMIC | RWF_WRITETHROUGH) == BLCKSZ;
-				close(bfd);
-			}
-		}
-#endif
 		pfree(page);
 	}
 
