@@ -66,6 +66,7 @@ CREATE FUNCTION wtsmgr_tablespaces(
     OUT dio_mem_align bigint,
     OUT dio_offset_align bigint,
     OUT io_method text,
+    OUT atomic_writes_by text,
     OUT extent_size_hint int,
     OUT untorn_blocks bool,
     OUT full_page_images text,

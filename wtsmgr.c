@@ -480,7 +480,7 @@ require_maintain_privilege(const char *what, const char *spcname)
 						 "pg_maintain")));
 }
 
-#define WTSMGR_TABLESPACES_COLS 19
+#define WTSMGR_TABLESPACES_COLS 20
 
 /*
  * Build the row of wtsmgr_tablespaces for one tablespace.
@@ -544,26 +544,43 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	else
 		values[12] = CStringGetTextDatum("buffered");
 
+	/*
+	 * Who makes a block's write atomic: the device, when it does atomic
+	 * writes of a block in hardware; XFS without that does them by
+	 * copy-on-write in software, which needs free space for every overwrite
+	 * (see the README).  ext4 has no software fallback.
+	 */
+	if (!probed || !probe.limits.atomic_supported ||
+		probe.limits.unit_max < BLCKSZ)
+		nulls[13] = true;
+	else if (probe.limits.unit_max_opt >= BLCKSZ ||
+			 strcmp(probe.limits.fs_type, "ext4") == 0)
+		values[13] = CStringGetTextDatum("device");
+	else if (strcmp(probe.limits.fs_type, "xfs") == 0)
+		values[13] = CStringGetTextDatum("filesystem copy-on-write");
+	else
+		values[13] = CStringGetTextDatum("unknown");
+
 	/* the extent size hint new files get there, in kB */
 	if (untorn)
-		values[13] = Int32GetDatum(probe.extent_size_hint / 1024);
+		values[14] = Int32GetDatum(probe.extent_size_hint / 1024);
 	else
-		nulls[13] = true;
+		nulls[14] = true;
 
-	values[14] = BoolGetDatum(untorn);
-	values[15] = CStringGetTextDatum(wtsmgr_fpi_decision(ts, spcname));
+	values[15] = BoolGetDatum(untorn);
+	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts, spcname));
 	if (probed)
 	{
-		values[16] = CStringGetTextDatum(probe.reason);
-		values[17] = TimestampTzGetDatum(probed_at);
+		values[17] = CStringGetTextDatum(probe.reason);
+		values[18] = TimestampTzGetDatum(probed_at);
 	}
 	else
 	{
-		values[16] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
-		nulls[17] = true;
+		values[17] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
+		nulls[18] = true;
 	}
 	/* replayed WAL lacked images although blocks may tear here */
-	values[18] = BoolGetDatum(ts != NULL &&
+	values[19] = BoolGetDatum(ts != NULL &&
 							  pg_atomic_read_u32(&ts->replay_unsafe) != 0);
 }
 

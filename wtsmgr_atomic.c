@@ -56,6 +56,10 @@
 
 #include <fcntl.h>
 #include <liburing.h>
+#include <linux/falloc.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -235,6 +239,81 @@ segment_path(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno,
 }
 
 /*
+ * Does the file share blocks with another file (a reflink copy)?  A
+ * filesystem without FIEMAP has no reflinks for us to find.
+ */
+static bool
+has_shared_extents(int fd)
+{
+	const int	nextents = 32;
+	struct fiemap *fm;
+	uint64		start = 0;
+	bool		shared = false;
+	bool		done = false;
+
+	fm = palloc(sizeof(struct fiemap) + nextents * sizeof(struct fiemap_extent));
+	while (!shared && !done)
+	{
+		memset(fm, 0, sizeof(struct fiemap));
+		fm->fm_start = start;
+		fm->fm_length = FIEMAP_MAX_OFFSET - start;
+		fm->fm_extent_count = nextents;
+		if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0 || fm->fm_mapped_extents == 0)
+			break;
+		for (uint32 i = 0; i < fm->fm_mapped_extents; i++)
+		{
+			if (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_SHARED)
+				shared = true;
+			if (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_LAST)
+				done = true;
+		}
+		start = fm->fm_extents[fm->fm_mapped_extents - 1].fe_logical +
+			fm->fm_extents[fm->fm_mapped_extents - 1].fe_length;
+	}
+	pfree(fm);
+	return shared;
+}
+
+/*
+ * Give a segment file blocks of its own if it shares some with another file
+ * (file_copy_method = clone, pg_upgrade --clone, pg_combinebackup --clone,
+ * cp --reflink).  Atomic writes to shared blocks work, but each needs new
+ * space that is never given back while the other file keeps the old
+ * blocks, so a checkpoint could hit ENOSPC on blocks md.c would consider
+ * allocated long ago.  Unsharing now pays for all of them at once, when the
+ * file is opened for writing, and fails (the write with it) if the space is
+ * not there; the buffers stay dirty.
+ */
+static void
+unshare_segment(File file, const char *path)
+{
+	int			fd = FileGetRawDesc(file);
+	off_t		size;
+
+	if (fd < 0 || !has_shared_extents(fd))
+		return;
+
+	size = FileSize(file);
+	if (fallocate(fd, FALLOC_FL_UNSHARE_RANGE, 0, size) != 0)
+	{
+		/* a filesystem that cannot unshare still takes the atomic writes */
+		if (errno == EOPNOTSUPP)
+			return;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not unshare the blocks of file \"%s\" before writing it atomically: %m",
+						path),
+				 errdetail("The file shares %lld bytes of blocks with another file (a reflink copy, e.g. from file_copy_method = clone); wtsmgr gives it blocks of its own first.",
+						   (long long) size),
+				 errhint("Free space on the tablespace's filesystem; the blocks stay dirty in shared buffers and nothing is lost.")));
+	}
+	ereport(LOG,
+			(errmsg("wtsmgr unshared the blocks of file \"%s\" (%lld bytes) before writing it atomically",
+					path, (long long) size),
+			 errdetail("The file shared blocks with another file (a reflink copy); atomic writes to shared blocks would each need new space.")));
+}
+
+/*
  * Open our O_DIRECT descriptor of a segment file.  create is for extension,
  * which may begin a new segment file, as md.c's does.  A new file gets the
  * extent size hint; any file is checked once with statx.
@@ -269,6 +348,8 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			(void) wtsmgr_set_extent_size_hint(FileGetRawDesc(seg->file),
 											   ts->probe.extent_size_hint);
 		seg->atomic = wtsmgr_check_segment_file(ts, path);
+		if (seg->atomic)
+			unshare_segment(seg->file, path);
 		seg->checked = true;
 	}
 	return seg->file;
@@ -375,6 +456,35 @@ register_dirty_segment(WtSMgrRelation wreln, ForkNumber forknum,
 }
 
 /*
+ * An atomic write failed for want of space.  Where the filesystem does
+ * atomic writes by copy-on-write, every overwrite needs free space, even of
+ * blocks allocated long ago, so unlike with md.c a full filesystem stops
+ * checkpoints: say so, naming the tablespace.  The name is not looked up in
+ * the catalog, which the checkpointer cannot read.
+ */
+static void
+report_out_of_space(WtsmgrTablespace *ts)
+{
+	char		dir[MAXPGPATH];
+	uint32		unit_max_opt;
+
+	if (ts == NULL)
+		return;
+	wtsmgr_tablespace_dir(ts->spcoid, dir, sizeof(dir));
+	LWLockAcquire(WtsmgrState->lock, LW_SHARED);
+	unit_max_opt = ts->probe.limits.unit_max_opt;
+	LWLockRelease(WtsmgrState->lock);
+	ereport(WARNING,
+			(errcode(ERRCODE_DISK_FULL),
+			 errmsg("tablespace %u (\"%s\") has no space left for atomic writes: checkpoints cannot complete until space is freed",
+					ts->spcoid, dir),
+			 errdetail("%s", unit_max_opt >= BLCKSZ ?
+					   "Atomic writes there are done by the device, but the write still needed new space." :
+					   "Atomic writes there are done by filesystem copy-on-write, which needs free space for every overwrite of a block, even one allocated long ago."),
+			 errhint("Free space on the tablespace's filesystem, or add space to it; dirty blocks stay in shared buffers and nothing is lost.")));
+}
+
+/*
  * Report a failed atomic write.  EINVAL and EOPNOTSUPP mean the kernel
  * refused the write as an atomic one, which must not happen in a tablespace
  * proven untorn; everything else is an I/O failure.  Either way the caller's
@@ -396,6 +506,9 @@ report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
 				 errhint("The blocks stay dirty in shared buffers and nothing is lost. Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
 	}
 	wtsmgr_count_io(ts, WTSMGR_IO_ERRORS, 1);
+	if (err == ENOSPC)
+		report_out_of_space(ts);
+	errno = err;
 	ereport(ERROR,
 			(errcode_for_file_access(),
 			 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
