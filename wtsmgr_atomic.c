@@ -131,7 +131,6 @@ wtsmgr_atomic_open(SMgrRelation reln)
 	WtSMgrRelation wreln = (WtSMgrRelation) reln;
 
 	wreln->wt_tablespace = NULL;
-	wreln->wt_have_limits = false;
 	for (int fork = 0; fork <= MAX_FORKNUM; fork++)
 	{
 		wreln->wt_segs[fork] = NULL;
@@ -157,8 +156,6 @@ wtsmgr_atomic_close(SMgrRelation reln, ForkNumber forknum)
 		pfree(wreln->wt_segs[forknum]);
 	wreln->wt_segs[forknum] = NULL;
 	wreln->wt_nsegs[forknum] = 0;
-	/* read the limits again next time, in case of a new probe */
-	wreln->wt_have_limits = false;
 }
 
 /*
@@ -347,7 +344,7 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			FileSize(seg->file) == 0)
 			(void) wtsmgr_set_extent_size_hint(FileGetRawDesc(seg->file),
 											   ts->probe.extent_size_hint);
-		seg->atomic = wtsmgr_check_segment_file(ts, path);
+		seg->atomic = wtsmgr_check_segment_file(ts, path, &seg->limits);
 		if (seg->atomic)
 			unshare_segment(seg->file, path);
 		seg->checked = true;
@@ -723,7 +720,7 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 {
 	BlockNumber segno = blocknum / RELSEG_SIZE;
 	BlockNumber segblock = blocknum % RELSEG_SIZE;
-	WtsmgrAtomicLimits *limits = &wreln->wt_limits;
+	WtsmgrAtomicLimits *limits;
 	WtsmgrUnit	units[WTSMGR_MAX_RUN];
 	struct iovec iov[WTSMGR_MAX_RUN];	/* at most one per block */
 	struct iovec *iovs[WTSMGR_MAX_RUN]; /* each unit's first iovec */
@@ -742,19 +739,6 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	Assert(segblock + nblocks <= RELSEG_SIZE);
 
 	/*
-	 * The limits the probe found, copied once per opening so that a
-	 * concurrent wtsmgr_probe() cannot be read half-way, and without taking
-	 * the lock on every write.
-	 */
-	if (!wreln->wt_have_limits)
-	{
-		LWLockAcquire(WtsmgrState->lock, LW_SHARED);
-		wreln->wt_limits = ts->probe.limits;
-		LWLockRelease(WtsmgrState->lock);
-		wreln->wt_have_limits = true;
-	}
-
-	/*
 	 * An extension that begins a segment, or the first in this opening of
 	 * the relation, checks the segments before it: see
 	 * pad_previous_segments().
@@ -764,6 +748,15 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 		pad_previous_segments(wreln, ts, forknum, segno, skipFsync);
 
 	file = open_segment(wreln, ts, forknum, segno, extending);
+
+	/*
+	 * Units are planned with the limits statx gives for this very file, read
+	 * when it was opened: the kernel holds the write to them.  The
+	 * tablespace's probe may have looked at another filesystem (a file moved
+	 * behind a link), or failed and read only its directory, while writes
+	 * there stay atomic.
+	 */
+	limits = &get_segment(wreln, forknum, segno)->limits;
 	if (!get_segment(wreln, forknum, segno)->atomic)
 	{
 		wtsmgr_count_io(ts, WTSMGR_IO_REFUSALS, 1);

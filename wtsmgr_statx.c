@@ -548,17 +548,18 @@ wtsmgr_reprobe_tablespace(Oid spcoid)
  * Limits are per file: a file may, for instance, have been copied in from
  * elsewhere or sit on another filesystem behind a link.  A file that cannot
  * is reported with a WARNING and counted in wtsmgr_stat_io, and false is
- * returned: the write path then refuses to write it.
+ * returned: the write path then refuses to write it.  *limits gets the
+ * file's own limits, with which the write path plans its units.
  */
 bool
-wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path)
+wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path,
+						  WtsmgrAtomicLimits *limits)
 {
-	WtsmgrAtomicLimits limits;
 	char		reason[256];
 
-	if (wtsmgr_read_atomic_limits(path, &limits) != 0)
+	if (wtsmgr_read_atomic_limits(path, limits) != 0)
 		snprintf(reason, sizeof(reason), "statx failed: %m");
-	else if (limits_allow_untorn_blocks(&limits, reason, sizeof(reason)))
+	else if (limits_allow_untorn_blocks(limits, reason, sizeof(reason)))
 		return true;
 
 	wtsmgr_count_io(ts, WTSMGR_IO_NONATOMIC_FILES, 1);
