@@ -938,7 +938,15 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 
 	wtsmgr_count(WTSMGR_COUNT_ZEROEXTEND, nblocks);
 
-	if (!atomic_target(reln, &ts))
+	/*
+	 * Recovery extends a relation only to replay records that then
+	 * initialize or overwrite the new blocks, which are written atomically
+	 * like any other.  Writing the zeros atomically first would cost a
+	 * copy-on-write atomic write per block (and its space) for nothing, so
+	 * recovery extends as md.c does.  The zeros cannot tear into anything:
+	 * the blocks lie past the old end of the file.
+	 */
+	if (!atomic_target(reln, &ts) || InRecovery)
 	{
 		mdzeroextend(reln, forknum, blocknum, nblocks, skipFsync);
 		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, nblocks);

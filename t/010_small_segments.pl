@@ -39,7 +39,7 @@ mkdir $PostgreSQL::Test::Utils::tmp_check
   or die "mkdir $PostgreSQL::Test::Utils::tmp_check: $!";
 
 my $node = PostgreSQL::Test::Cluster->new('smallseg');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf(
 	'postgresql.conf', q{
 shared_preload_libraries = 'wtsmgr'
@@ -184,7 +184,49 @@ is( $node->safe_psql(
 		'copied', q{SELECT count(*) > 1000 FROM pg_attribute}),
 	't', 'the copied database reads back');
 
-# 3. amcheck: heaps and B-tree indexes of every database.
+# 3. A standby, its data directory on the atomic filesystem too, replays
+# relations growing across segments.  Recovery zero-extends as md.c does:
+# only what it writes through writev is written atomically.
+$node->backup('bk');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'bk', has_streaming => 1);
+$standby->start;
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE s AS
+	  SELECT g AS i, repeat('s', 200) AS pad FROM generate_series(1, 20000) g;
+	CREATE INDEX s_i ON s USING hash (i)});
+$node->wait_for_replay_catchup($standby);
+$standby->safe_psql('postgres', 'CHECKPOINT');
+is( $standby->safe_psql(
+		'postgres',
+		q{SELECT extends > 0, atomic_writes = writes, refusals + errors
+		  FROM wtsmgr_stat_io WHERE tablespace = 'pg_default'}),
+	't|t|0',
+	'the standby extended relations without atomic writes of zeros');
+my @standby_s = ();
+{
+	my $path = $standby->data_dir . '/'
+	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('s_i')");
+	for (my $segno = 0;; $segno++)
+	{
+		my $file = $segno == 0 ? $path : "$path.$segno";
+		last unless -e $file;
+		push @standby_s, (-s $file) / 8192;
+	}
+}
+ok(segments_full(@standby_s),
+	'on the standby, the hash index\'s segments before the last are full ('
+	  . describe(@standby_s) . ')');
+is( $standby->safe_psql(
+		'postgres',
+		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
+		  SELECT count(*) FROM generate_series(1, 20000, 37) g
+		  WHERE EXISTS (SELECT FROM s WHERE s.i = g)}),
+	'541', 'the standby finds the rows through the hash index');
+$standby->stop;
+
+# 4. amcheck: heaps and B-tree indexes of every database.
 $node->command_ok(
 	[
 		'pg_amcheck', '--all', '--install-missing',
