@@ -49,6 +49,13 @@
 
 #include "wtsmgr.h"
 
+/*
+ * Name of probe files, followed by the prober's PID.  The pgsql_tmp prefix
+ * keeps a file left by a crash out of base backups, and tells a DBA what it
+ * is.
+ */
+#define WTSMGR_PROBE_PREFIX PG_TEMP_FILE_PREFIX "_wtsmgr_probe."
+
 /* statx mask bits and attributes, from the kernel's uapi/linux/stat.h */
 #define WT_STATX_BASIC_STATS		0x000007ffU
 #define WT_STATX_DIOALIGN			0x00002000U
@@ -253,6 +260,40 @@ wtsmgr_set_extent_size_hint(int fd, uint32 bytes)
 }
 
 /*
+ * Remove the probe files that processes which died while probing left in
+ * dir: PostgreSQL's own clean-up of temporary files does not look there,
+ * and DROP TABLESPACE would trip over them.  Only for startup, when no
+ * probe can be running.
+ */
+static void
+remove_stale_probe_files(const char *dir)
+{
+	DIR		   *d;
+	struct dirent *de;
+
+	d = AllocateDir(dir);
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		char		path[MAXPGPATH];
+
+		if (strncmp(de->d_name, WTSMGR_PROBE_PREFIX,
+					strlen(WTSMGR_PROBE_PREFIX)) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not remove left-over wtsmgr probe file \"%s\": %m",
+							path),
+					 errhint("Remove the file by hand; it holds no data.")));
+		else
+			ereport(LOG,
+					(errmsg("removed left-over wtsmgr probe file \"%s\"", path)));
+	}
+	FreeDir(d);
+}
+
+/*
  * wtsmgr_probe_directory() -- Find out whether BLCKSZ writes to files in dir
  * are untorn.
  *
@@ -271,12 +312,16 @@ wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
 
 	memset(result, 0, sizeof(*result));
 
+	snprintf(path, sizeof(path), "%s/" WTSMGR_PROBE_PREFIX "%d",
+			 dir, MyProcPid);
+
 	/*
-	 * The pgsql_tmp prefix keeps a file left by a crash out of base backups,
-	 * and tells a DBA what it is.
+	 * A file of this name can only be left by a process that died with our
+	 * PID (containers reuse PIDs): probes of one directory never run at the
+	 * same time.  Without this, O_EXCL would fail and call the tablespace
+	 * torn.
 	 */
-	snprintf(path, sizeof(path), "%s/%s_wtsmgr_probe.%d",
-			 dir, PG_TEMP_FILE_PREFIX, MyProcPid);
+	(void) unlink(path);
 
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | PG_BINARY,
 			  pg_file_create_mode);
@@ -485,6 +530,12 @@ wtsmgr_probe_all_tablespaces(void)
 	DIR		   *dir;
 	struct dirent *de;
 
+	char		tsdir[MAXPGPATH];
+
+	wtsmgr_tablespace_dir(DEFAULTTABLESPACE_OID, tsdir, sizeof(tsdir));
+	remove_stale_probe_files(tsdir);
+	wtsmgr_tablespace_dir(GLOBALTABLESPACE_OID, tsdir, sizeof(tsdir));
+	remove_stale_probe_files(tsdir);
 	store_probe(DEFAULTTABLESPACE_OID, NULL);
 	store_probe(GLOBALTABLESPACE_OID, NULL);
 
@@ -499,6 +550,8 @@ wtsmgr_probe_all_tablespaces(void)
 		if (errno != 0 || *end != '\0' || end == de->d_name ||
 			oid == InvalidOid || oid > PG_UINT32_MAX)
 			continue;
+		wtsmgr_tablespace_dir((Oid) oid, tsdir, sizeof(tsdir));
+		remove_stale_probe_files(tsdir);
 		store_probe((Oid) oid, NULL);
 	}
 	FreeDir(dir);
