@@ -239,22 +239,26 @@ segment_path(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno,
  * Does the file share blocks with another file (a reflink copy)?  A
  * filesystem without FIEMAP has no reflinks for us to find.
  */
+#define WTSMGR_FIEMAP_EXTENTS 32
+
 static bool
 has_shared_extents(int fd)
 {
-	const int	nextents = 32;
-	struct fiemap *fm;
+	/* on the stack, suitably aligned: no palloc on the write path */
+	uint64		buf[(sizeof(struct fiemap) +
+					 WTSMGR_FIEMAP_EXTENTS * sizeof(struct fiemap_extent)) /
+					sizeof(uint64) + 1];
+	struct fiemap *fm = (struct fiemap *) buf;
 	uint64		start = 0;
 	bool		shared = false;
 	bool		done = false;
 
-	fm = palloc(sizeof(struct fiemap) + nextents * sizeof(struct fiemap_extent));
 	while (!shared && !done)
 	{
 		memset(fm, 0, sizeof(struct fiemap));
 		fm->fm_start = start;
 		fm->fm_length = FIEMAP_MAX_OFFSET - start;
-		fm->fm_extent_count = nextents;
+		fm->fm_extent_count = WTSMGR_FIEMAP_EXTENTS;
 		if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0 || fm->fm_mapped_extents == 0)
 			break;
 		for (uint32 i = 0; i < fm->fm_mapped_extents; i++)
@@ -267,7 +271,6 @@ has_shared_extents(int fd)
 		start = fm->fm_extents[fm->fm_mapped_extents - 1].fe_logical +
 			fm->fm_extents[fm->fm_mapped_extents - 1].fe_length;
 	}
-	pfree(fm);
 	return shared;
 }
 
@@ -291,6 +294,8 @@ unshare_segment(File file, const char *path)
 		return;
 
 	size = FileSize(file);
+	if (size <= 0)
+		return;
 	if (fallocate(fd, FALLOC_FL_UNSHARE_RANGE, 0, size) != 0)
 	{
 		/* a filesystem that cannot unshare still takes the atomic writes */
