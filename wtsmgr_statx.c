@@ -564,10 +564,35 @@ wtsmgr_probe_all_tablespaces(void)
 WtsmgrTablespace *
 wtsmgr_get_tablespace(Oid spcoid)
 {
+	static bool warned_full = false;
 	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
 
 	if (ts != NULL || WtsmgrState == NULL)
 		return ts;
+
+	/*
+	 * Entries are never removed, so once every one is taken no tablespace
+	 * can get one: answer without the lock, which every write of a relation
+	 * there would otherwise take exclusively, and warn once per process
+	 * rather than at every write.
+	 */
+	if (pg_atomic_read_u32(&WtsmgrState->ntablespaces) >= WTSMGR_MAX_TABLESPACES)
+	{
+		if (!warned_full)
+		{
+			char		dir[MAXPGPATH];
+
+			warned_full = true;
+			wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("wtsmgr cannot track tablespace %u (\"%s\"): it tracks at most %d tablespaces",
+							spcoid, dir, WTSMGR_MAX_TABLESPACES),
+					 errdetail("This process does not say it again for this or other untracked tablespaces."),
+					 errhint("The tablespace keeps its full-page images, and its blocks are written by md.c.")));
+		}
+		return NULL;
+	}
 
 	Assert(CritSectionCount == 0);
 	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
