@@ -40,8 +40,8 @@ WTSMGR_SERVER_INC := $(shell $(PG_CONFIG) --includedir-server)
 ifeq ($(shell grep -l SMGR_HAS_REGISTER $(WTSMGR_SERVER_INC)/storage/smgr.h 2>/dev/null),)
 $(error $(PG_CONFIG) belongs to a PostgreSQL server without wtsmgr's core patches (no smgr_register in $(WTSMGR_SERVER_INC)/storage/smgr.h). Build one with scripts/build-server.sh and pass PG_CONFIG=<prefix>/bin/pg_config)
 endif
-ifeq ($(shell grep -l XLOG_HAS_UNTORN_BLOCK_HOOK $(WTSMGR_SERVER_INC)/access/xloginsert.h 2>/dev/null),)
-$(error $(PG_CONFIG) belongs to a PostgreSQL server without wtsmgr's full-page-image hook (no xlog_untorn_block_hook in $(WTSMGR_SERVER_INC)/access/xloginsert.h). Build one with scripts/build-server.sh)
+ifeq ($(shell grep -l XLogNoteImagesOmitted $(WTSMGR_SERVER_INC)/access/xlog.h 2>/dev/null),)
+$(error $(PG_CONFIG) belongs to a PostgreSQL server without the current version of wtsmgr's full-page-image hook (no XLogNoteImagesOmitted in $(WTSMGR_SERVER_INC)/access/xlog.h). Build one with scripts/build-server.sh)
 endif
 endif
 

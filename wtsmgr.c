@@ -7,8 +7,8 @@
  * This file owns loading: wtsmgr must be in shared_preload_libraries,
  * because it registers a storage manager with the server (smgr_register(),
  * from wtsmgr's core patches) and makes it the one smgropen() gives to
- * every relation.  It also owns the GUCs, the shared memory and the SQL
- * functions.
+ * every relation.  It also owns the write path's GUCs, the shared memory and
+ * the SQL functions; the settings of the image decision are wtsmgr_fpi.c's.
  *
  * The storage manager wraps md.c.  Reads, sizes, truncation and unlinking
  * are md's; writes and extensions go through wtsmgr_atomic.c, which for
@@ -41,6 +41,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/md.h"
+#include "storage/procnumber.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -81,9 +82,6 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void wtsmgr_shmem_request(void);
 static void wtsmgr_shmem_startup(void);
-static bool check_keep_fpi_tablespaces(char **newval, void **extra,
-									   GucSource source);
-static void assign_keep_fpi_tablespaces(const char *newval, void *extra);
 static void wtsmgr_init(void);
 static void wtsmgr_open(SMgrRelation reln);
 static void wtsmgr_close(SMgrRelation reln, ForkNumber forknum);
@@ -144,25 +142,6 @@ _PG_init(void)
 				 errmsg("wtsmgr cannot be loaded because another storage manager is already in use"),
 				 errhint("Remove the other storage manager's library from \"shared_preload_libraries\"; wtsmgr writes through md.c and cannot be stacked on another storage manager.")));
 
-	DefineCustomBoolVariable("wtsmgr.skip_full_page_images",
-							 "Leaves full-page images out of WAL for relations whose blocks are written untorn.",
-							 "Takes effect only in tablespaces where atomic writes were proven.",
-							 &wtsmgr_skip_full_page_images,
-							 true,
-							 PGC_SIGHUP,
-							 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomStringVariable("wtsmgr.keep_full_page_images_tablespaces",
-							   "Tablespaces that keep full-page images whatever their storage promises.",
-							   "A comma-separated list of tablespace names.",
-							   &wtsmgr_keep_fpi_tablespaces,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_LIST_INPUT,
-							   check_keep_fpi_tablespaces,
-							   assign_keep_fpi_tablespaces, NULL);
-
 	DefineCustomEnumVariable("wtsmgr.durability",
 							 "How atomic writes are made durable.",
 							 "fsync: plain atomic direct writes, fsynced by the checkpointer as md.c's are; dsync: every atomic write carries RWF_DSYNC and needs no fsync.",
@@ -191,6 +170,8 @@ _PG_init(void)
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	wtsmgr_fpi_init();
+
 	MarkGUCPrefixReserved("wtsmgr");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -200,8 +181,6 @@ _PG_init(void)
 
 	wtsmgr_smgr_id = smgr_register(&wtsmgr_smgr, sizeof(WtSMgrRelationData));
 	storage_manager_id = wtsmgr_smgr_id;
-
-	wtsmgr_fpi_init();
 }
 
 static void
@@ -231,13 +210,17 @@ wtsmgr_shmem_startup(void)
 			pg_atomic_init_u64(&WtsmgrState->counters[i], 0);
 		WtsmgrState->lock = &(GetNamedLWLockTranche("wtsmgr"))->lock;
 		pg_atomic_init_u32(&WtsmgrState->ntablespaces, 0);
+		pg_atomic_init_u32(&WtsmgrState->announcer_procno,
+						   (uint32) INVALID_PROC_NUMBER);
+		pg_atomic_init_u32(&WtsmgrState->announcer_wakeup, 0);
 		for (int t = 0; t < WTSMGR_MAX_TABLESPACES; t++)
 		{
 			WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
 
 			pg_atomic_init_u32(&ts->state, WTSMGR_TS_UNPROBED);
 			pg_atomic_init_u32(&ts->atomic_path, 0);
-			pg_atomic_init_u32(&ts->announced, 0);
+			pg_atomic_init_u32(&ts->decision, WTSMGR_FPI_UNDECIDED);
+			pg_atomic_init_u64(&ts->announced_redo, InvalidXLogRecPtr);
 			pg_atomic_init_u32(&ts->replay_unsafe, 0);
 			for (int i = 0; i < WTSMGR_NUM_IO_COUNTERS; i++)
 				pg_atomic_init_u64(&ts->io[i], 0);
@@ -252,34 +235,6 @@ wtsmgr_shmem_startup(void)
 	 */
 	if (!found)
 		wtsmgr_probe_all_tablespaces();
-}
-
-/*
- * GUC check hook for wtsmgr.keep_full_page_images_tablespaces: a list of
- * identifiers.  Whether the tablespaces exist cannot be checked here (no
- * catalog access in the postmaster); unknown names simply match nothing.
- */
-static bool
-check_keep_fpi_tablespaces(char **newval, void **extra, GucSource source)
-{
-	char	   *rawstring;
-	List	   *elemlist;
-	bool		ok;
-
-	rawstring = pstrdup(*newval);
-	ok = SplitIdentifierString(rawstring, ',', &elemlist);
-	if (!ok)
-		GUC_check_errdetail("List syntax is invalid: expected tablespace names separated by commas.");
-	list_free(elemlist);
-	pfree(rawstring);
-
-	return ok;
-}
-
-static void
-assign_keep_fpi_tablespaces(const char *newval, void *extra)
-{
-	wtsmgr_keep_list_changed(newval);
 }
 
 /*
@@ -568,7 +523,7 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 		nulls[14] = true;
 
 	values[15] = BoolGetDatum(untorn);
-	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts, spcname));
+	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts));
 	if (probed)
 	{
 		values[17] = CStringGetTextDatum(probe.reason);
@@ -698,7 +653,7 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 				 fork != INIT_FORKNUM)
 			fpi = "none: unlogged relation";
 		else					/* ...but an unlogged relation's init fork is */
-			fpi = wtsmgr_fpi_decision(ts, spcname);
+			fpi = wtsmgr_fpi_decision(ts);
 
 		values[0] = CStringGetTextDatum(forkNames[fork]);
 		if (spcname)

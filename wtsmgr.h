@@ -101,6 +101,19 @@ typedef enum WtsmgrTablespaceState
 } WtsmgrTablespaceState;
 
 /*
+ * What the announcer (wtsmgr_fpi.c) decided about a tablespace's full-page
+ * images, from the settings and the catalog; readable without locks.
+ */
+typedef enum WtsmgrFpiDecision
+{
+	WTSMGR_FPI_UNDECIDED = 0,	/* not decided yet: keeps images */
+	WTSMGR_FPI_SKIP,			/* may be left out where blocks are untorn */
+	WTSMGR_FPI_SWITCHED_OFF,	/* wtsmgr.skip_full_page_images is off */
+	WTSMGR_FPI_LISTED,			/* in wtsmgr.keep_full_page_images_tablespaces */
+	WTSMGR_FPI_DROPPED,			/* no longer in pg_tablespace */
+} WtsmgrFpiDecision;
+
+/*
  * A tablespace wtsmgr knows about, in shared memory.
  *
  * Entries are appended under WtsmgrShared->lock and never removed, so that a
@@ -123,13 +136,16 @@ typedef struct WtsmgrTablespace
 	 */
 	pg_atomic_uint32 atomic_path;
 
+	/* a WtsmgrFpiDecision, published by the announcer (wtsmgr_fpi.c) */
+	pg_atomic_uint32 decision;
+
 	/*
-	 * Set once a WAL record has said that images of this tablespace may be
-	 * left out, so that a server replaying the WAL learns it before it
-	 * replays any record without them.  Reset when the tablespace is found
-	 * not untorn.
+	 * The redo pointer whose checkpoint cycle the latest announcement of this
+	 * tablespace covers: a WAL record written after that redo pointer said
+	 * that images of this tablespace may be left out, so that a server
+	 * replaying WAL from there learns it before any record without them.
 	 */
-	pg_atomic_uint32 announced;
+	pg_atomic_uint64 announced_redo;
 
 	/* set when replayed WAL lacked images although we are not untorn */
 	pg_atomic_uint32 replay_unsafe;
@@ -151,6 +167,9 @@ typedef struct WtsmgrShared
 	pg_atomic_uint64 counters[WTSMGR_NUM_COUNTERS];
 	LWLock	   *lock;			/* protects the tablespace entries */
 	pg_atomic_uint32 ntablespaces;	/* published entries */
+	pg_atomic_uint32 announcer_procno;	/* its ProcNumber, or
+										 * INVALID_PROC_NUMBER */
+	pg_atomic_uint32 announcer_wakeup;	/* its latch is set already */
 	WtsmgrTablespace tablespaces[WTSMGR_MAX_TABLESPACES];
 } WtsmgrShared;
 
@@ -222,12 +241,9 @@ extern void wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum,
 							  bool skipFsync);
 
 /* wtsmgr_fpi.c */
-extern bool wtsmgr_skip_full_page_images;
-extern char *wtsmgr_keep_fpi_tablespaces;
 extern void wtsmgr_fpi_init(void);
-extern void wtsmgr_keep_list_changed(const char *newval);
-extern bool wtsmgr_keep_list_contains(Oid spcoid, bool *resolved);
-extern const char *wtsmgr_fpi_decision(WtsmgrTablespace *ts, const char *spcname);
+extern const char *wtsmgr_fpi_decision(WtsmgrTablespace *ts);
+extern void wtsmgr_fpi_tablespaces_changed(void);
 
 /* wtsmgr_statx.c */
 extern int	wtsmgr_read_atomic_limits(const char *path,

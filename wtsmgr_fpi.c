@@ -4,17 +4,19 @@
  *	  Leaving full-page images out for blocks that are written untorn.
  *
  * This file owns the decision that is wtsmgr's payoff: the answer to the
- * core xlog_untorn_block_hook, and what the WAL tells other servers about
- * it.
+ * core xlog_untorn_block_hook, the settings that steer it, and what the WAL
+ * tells other servers about it.
  *
  * Why it is safe.  A full-page image protects a block against a write torn
  * by a crash: replay starts from the image instead of from the torn block.
  * The hook answers "untorn" for a block only when
  *
- *	(a) wtsmgr.skip_full_page_images is on and the tablespace is not in
- *		wtsmgr.keep_full_page_images_tablespaces,
- *	(b) the tablespace was proven untorn by a probe (wtsmgr_statx.c), and
- *	(c) a WAL record has announced that its images may be left out.
+ *	(a) the tablespace was proven untorn by a probe (wtsmgr_statx.c),
+ *	(b) the published decision says its images may be left out:
+ *		wtsmgr.skip_full_page_images is on and the tablespace is not in
+ *		wtsmgr.keep_full_page_images_tablespaces, and
+ *	(c) a WAL record written after the redo pointer that the record's images
+ *		are decided against has announced that they may be left out.
  *
  * The core asks only when torn pages are the sole reason for an image: not
  * for forced images, not while a base backup runs.  Invariant 1 of the
@@ -24,25 +26,37 @@
  * (WtsmgrTablespace.atomic_path), and it never goes back to md.c's plain
  * writes while the server runs, whatever later probes say or settings
  * change: a write it cannot do atomically fails with an ERROR and leaves the
- * buffer dirty.  So the settings in (a) may change at any reload, both ways,
- * and take effect at once; a probe that finds the tablespace no longer
- * untorn makes (b) false at once too.  Neither can make a block that lost
- * its image be written non-atomically.  What does end the atomic path is a
- * restart without wtsmgr, or on other storage; the WAL written until then
- * lacks images, so crash recovery without wtsmgr would replay it onto
- * blocks that a crash may tear.  That is what (c) is for: replaying an
- * announcement record needs wtsmgr (a custom resource manager), and its
- * redo checks that this server's storage is untorn too, warning loudly if
- * not.  It covers crash recovery, standbys and restored backups alike.
+ * buffer dirty.  So the settings in (b) may change at any reload, both ways,
+ * and a probe that finds the tablespace no longer untorn makes (a) false at
+ * once; neither can make a block that lost its image be written
+ * non-atomically.
+ *
+ * (b) is decided in one place, the announcer below, and published in shared
+ * memory: the hook of every backend reads it, including backends busy with
+ * a long statement that will not look at their own settings until it ends,
+ * and the views show the same decision.  Once the announcer has published
+ * "keep", the next checkpoint begins a cycle with every image.
+ *
+ * (c) is what makes the WAL self-describing.  What ends the atomic path is a
+ * restart without wtsmgr, or on other storage, and the WAL written until
+ * then lacks images.  An announcement is a record of wtsmgr's own resource
+ * manager, so replaying one needs wtsmgr, and its redo checks this server's
+ * storage: crash recovery stops with a FATAL error if an announced
+ * tablespace cannot be written untorn here any more, and a standby or
+ * restored backup warns (see wtsmgr_redo()).  The redo also tells the core
+ * (XLogNoteImagesOmitted()), which refuses backups taken on a standby
+ * while such WAL is replayed.  All of that works only if WAL from any
+ * redo point carries an announcement before its first record without an
+ * image, so the hook is told the redo pointer of each decision (the core
+ * asks again if it moves before the record is inserted), and answers
+ * "untorn" only if the announcer has written an announcement for that very
+ * redo pointer.  In the moments after a checkpoint begins and before the
+ * announcer has written the new cycle's announcement, images are kept; the
+ * first hook call that finds the announcement missing wakes the announcer.
  *
  * Temporary and unlogged relations write no WAL for their pages (an
  * unlogged relation's init fork aside, which is treated like any other), so
  * the hook is never asked about them.
- *
- * The announcements are written by a background worker, when a tablespace
- * becomes untorn and again after every checkpoint, so that WAL starting at
- * any redo point carries one.  They are marked unimportant, so that an idle
- * server does not checkpoint for their sake.
  *
  * Copyright (c) 2026, wtsmgr developers
  *
@@ -53,20 +67,27 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xloginsert.h"
 #include "access/xlogreader.h"
+#include "catalog/pg_tablespace_d.h"
 #include "commands/tablespace.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procnumber.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
 
@@ -89,19 +110,17 @@ typedef struct xl_wtsmgr_untorn
 	Oid			spcoids[FLEXIBLE_ARRAY_MEMBER];
 } xl_wtsmgr_untorn;
 
-/* GUC variables */
-bool		wtsmgr_skip_full_page_images = true;
-char	   *wtsmgr_keep_fpi_tablespaces = NULL;
+/* How often the announcer looks for work when nobody wakes it, ms */
+#define ANNOUNCER_NAPTIME 200L
 
-/*
- * The keep-list, resolved to OIDs in this process.  Names can only be looked
- * up in a transaction, which the hook (in a critical section) cannot start,
- * so each change is resolved at the next commit; until then the hook keeps
- * every image, which is always safe.
- */
-static Oid *keep_oids = NULL;
-static int	nkeep = 0;
-static bool keep_resolved = true;
+/* GUC variables */
+static bool skip_full_page_images = true;
+static char *keep_fpi_tablespaces = NULL;
+static bool allow_torn_recovery = false;
+static char *announcer_database = NULL;
+
+/* the announcer's scratch memory for each decision */
+static MemoryContext decision_cxt = NULL;
 
 static void wtsmgr_redo(XLogReaderState *record);
 static void wtsmgr_desc(StringInfo buf, XLogReaderState *record);
@@ -115,25 +134,55 @@ static const RmgrData wtsmgr_rmgr = {
 };
 
 /*
+ * Ask the announcer to look at the tablespaces now.  Safe in critical
+ * sections and signal handlers: it only sets a latch, and only once until
+ * the announcer has woken up.
+ */
+static void
+wake_announcer(void)
+{
+	uint32		procno;
+
+	if (pg_atomic_read_u32(&WtsmgrState->announcer_wakeup) != 0 ||
+		pg_atomic_exchange_u32(&WtsmgrState->announcer_wakeup, 1) != 0)
+		return;
+	procno = pg_atomic_read_u32(&WtsmgrState->announcer_procno);
+	if (procno != (uint32) INVALID_PROC_NUMBER)
+		SetLatch(&GetPGProcByNumber(procno)->procLatch);
+}
+
+/*
+ * wtsmgr_fpi_tablespaces_changed() -- A tablespace was probed: let the
+ * announcer decide about it without waiting for its next round.
+ */
+void
+wtsmgr_fpi_tablespaces_changed(void)
+{
+	wake_announcer();
+}
+
+/*
  * The hook.  Runs in critical sections: reads shared state without locks
- * and allocates nothing.
+ * and allocates nothing.  redo is the redo pointer that the image is decided
+ * against.
  */
 static bool
 wtsmgr_block_is_untorn(const RelFileLocator *rlocator, ForkNumber forknum,
-					   BlockNumber blkno)
+					   BlockNumber blkno, XLogRecPtr redo)
 {
-	WtsmgrTablespace *ts;
-	bool		resolved;
+	WtsmgrTablespace *ts = wtsmgr_find_tablespace(rlocator->spcOid);
 
-	if (!wtsmgr_skip_full_page_images)
-		return false;
-	ts = wtsmgr_find_tablespace(rlocator->spcOid);
 	if (ts == NULL ||
-		pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN ||
-		!pg_atomic_read_u32(&ts->announced))
+		pg_atomic_read_u32(&ts->decision) != WTSMGR_FPI_SKIP ||
+		pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN)
 		return false;
-	if (wtsmgr_keep_list_contains(rlocator->spcOid, &resolved) || !resolved)
+
+	/* (c): only once this checkpoint cycle has its announcement */
+	if (pg_atomic_read_u64(&ts->announced_redo) != redo)
+	{
+		wake_announcer();
 		return false;
+	}
 
 	/* counted where the core asks, including records assembled again */
 	wtsmgr_count_io(ts, WTSMGR_IO_FPI_SKIPPED, 1);
@@ -141,92 +190,15 @@ wtsmgr_block_is_untorn(const RelFileLocator *rlocator, ForkNumber forknum,
 }
 
 /*
- * wtsmgr_keep_list_changed() -- GUC assign hook of the keep-list: forget
- * the resolved OIDs.  An empty list needs no resolving.
- */
-void
-wtsmgr_keep_list_changed(const char *newval)
-{
-	nkeep = 0;
-	keep_resolved = (newval == NULL || newval[0] == '\0');
-}
-
-/*
- * wtsmgr_keep_list_contains() -- Is spcoid in the resolved keep-list?
- * *resolved says whether the list is resolved at all.
- */
-bool
-wtsmgr_keep_list_contains(Oid spcoid, bool *resolved)
-{
-	*resolved = keep_resolved;
-	for (int i = 0; i < nkeep; i++)
-	{
-		if (keep_oids[i] == spcoid)
-			return true;
-	}
-	return false;
-}
-
-/*
- * Resolve the keep-list's names, at the end of a transaction.
- */
-static void
-resolve_keep_list(void)
-{
-	char	   *rawstring;
-	List	   *names;
-	ListCell   *lc;
-	int			n = 0;
-
-	rawstring = pstrdup(wtsmgr_keep_fpi_tablespaces);
-	/* the GUC check hook has accepted the syntax */
-	(void) SplitIdentifierString(rawstring, ',', &names);
-	if (keep_oids != NULL)
-		pfree(keep_oids);
-	keep_oids = MemoryContextAlloc(TopMemoryContext,
-								   sizeof(Oid) * Max(list_length(names), 1));
-	foreach(lc, names)
-	{
-		/* a name that matches no tablespace matches nothing */
-		Oid			oid = get_tablespace_oid((char *) lfirst(lc), true);
-
-		if (OidIsValid(oid))
-			keep_oids[n++] = oid;
-	}
-	list_free(names);
-	pfree(rawstring);
-
-	nkeep = n;
-	keep_resolved = true;
-}
-
-static void
-wtsmgr_xact_callback(XactEvent event, void *arg)
-{
-	/*
-	 * Processes not connected to a database (launchers) cannot look up
-	 * tablespaces; they write no page-changing WAL either.
-	 */
-	if (!keep_resolved && OidIsValid(MyDatabaseId) &&
-		(event == XACT_EVENT_PRE_COMMIT ||
-		 event == XACT_EVENT_PARALLEL_PRE_COMMIT))
-		resolve_keep_list();
-}
-
-/*
  * wtsmgr_fpi_decision() -- What happens to full-page images of a
- * tablespace's blocks in this backend, and why, in the words the views
- * show.  Runs in a transaction, so the keep-list is compared by name.
+ * tablespace's blocks, and why, in the words the views show.  Reads the same
+ * shared state as the hook, against the current redo pointer.
  */
 const char *
-wtsmgr_fpi_decision(WtsmgrTablespace *ts, const char *spcname)
+wtsmgr_fpi_decision(WtsmgrTablespace *ts)
 {
 	WtsmgrTablespaceState state = ts ? pg_atomic_read_u32(&ts->state) :
 		WTSMGR_TS_UNPROBED;
-	char	   *rawstring;
-	List	   *names;
-	ListCell   *lc;
-	bool		listed = false;
 
 	if (!fullPageWrites)
 		return "none: full_page_writes is off";
@@ -234,31 +206,30 @@ wtsmgr_fpi_decision(WtsmgrTablespace *ts, const char *spcname)
 		return "kept: not probed yet";
 	if (state != WTSMGR_TS_UNTORN)
 		return "kept: blocks may tear";
-
-	rawstring = pstrdup(wtsmgr_keep_fpi_tablespaces);
-	(void) SplitIdentifierString(rawstring, ',', &names);
-	foreach(lc, names)
+	switch ((WtsmgrFpiDecision) pg_atomic_read_u32(&ts->decision))
 	{
-		if (spcname && strcmp((char *) lfirst(lc), spcname) == 0)
-			listed = true;
+		case WTSMGR_FPI_LISTED:
+			return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
+		case WTSMGR_FPI_DROPPED:
+			return "kept: tablespace dropped";
+		case WTSMGR_FPI_SWITCHED_OFF:
+			return "kept: wtsmgr.skip_full_page_images is off";
+		case WTSMGR_FPI_UNDECIDED:
+			return "kept: not yet announced in WAL";
+		case WTSMGR_FPI_SKIP:
+			break;
 	}
-	list_free(names);
-	pfree(rawstring);
-	if (listed)
-		return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
-
-	if (!wtsmgr_skip_full_page_images)
-		return "kept: wtsmgr.skip_full_page_images is off";
 	if (!XLogImagesOnlyForTornPages())
 		return "kept: backup running";
-	if (!pg_atomic_read_u32(&ts->announced))
+	if (pg_atomic_read_u64(&ts->announced_redo) != GetRedoRecPtr())
 		return "kept: not yet announced in WAL";
 	return "skipped";
 }
 
 /*
- * Redo of an announcement: the primary (or this server before a crash) left
- * images of these tablespaces out.  Check that our storage is untorn too.
+ * Redo of an announcement: the server that wrote the WAL (the primary, or
+ * this server before a crash) left images of these tablespaces out from here
+ * on.
  */
 static void
 wtsmgr_redo(XLogReaderState *record)
@@ -269,19 +240,49 @@ wtsmgr_redo(XLogReaderState *record)
 		elog(PANIC, "wtsmgr_redo: unknown op code %u",
 			 XLogRecGetInfo(record) & ~XLR_INFO_MASK);
 
+	/* a backup taken on this standby from now on would lack the images */
+	XLogNoteImagesOmitted(record->ReadRecPtr);
+
 	for (int i = 0; i < xlrec->ntablespaces; i++)
 	{
 		Oid			spcoid = xlrec->spcoids[i];
-		WtsmgrTablespace *ts = wtsmgr_get_tablespace(spcoid);
+		WtsmgrTablespace *ts;
 		char		dir[MAXPGPATH];
+		struct stat st;
 
-		if (ts != NULL && pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN)
+		/*
+		 * A tablespace dropped later in the WAL has no directory any more,
+		 * and replay writes nothing there.
+		 */
+		wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+		if (stat(dir, &st) != 0 && errno == ENOENT)
 			continue;
+
+		ts = wtsmgr_get_tablespace(spcoid);
+		if (ts != NULL && pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN)
+			continue;			/* replay writes it atomically too */
+
+		/*
+		 * Crash recovery of our own WAL would write blocks that have no
+		 * image with writes that can tear, and a second crash before the
+		 * end-of-recovery checkpoint could corrupt them beyond repair.  Stop,
+		 * unless the DBA says otherwise.  (Archive recovery, which includes
+		 * standbys and restored backups, replays WAL that another server
+		 * wrote onto storage chosen for it: warn, below.)
+		 */
+		if (!InArchiveRecovery && !allow_torn_recovery)
+			ereport(FATAL,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot recover tablespace %u (\"%s\") without atomic writes",
+							spcoid, dir),
+					 errdetail("The WAL to replay lacks full-page images for this tablespace because its blocks were written untorn, but the probe at startup found: %s.",
+							   ts ? ts->probe.reason : "the tablespace could not be probed"),
+					 errhint("Fix the cause and start the server again, so that recovery writes these blocks untorn. To recover anyway, with writes that a crash during recovery could tear, set wtsmgr.allow_torn_recovery = on for one start.")));
+
 		/* warn once per tablespace while the server runs */
 		if (ts != NULL && pg_atomic_exchange_u32(&ts->replay_unsafe, 1) != 0)
 			continue;
 
-		wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("WAL being replayed lacks full-page images for tablespace %u (\"%s\"), but its blocks may tear on this server",
@@ -311,89 +312,298 @@ wtsmgr_identify(uint8 info)
 }
 
 /*
- * Write an announcement if a tablespace became untorn since the last one,
- * or a checkpoint began.
+ * Is spcoid among the keep-list's tablespaces, resolved to OIDs?
+ */
+static bool
+oid_listed(Oid spcoid, const Oid *oids, int noids)
+{
+	for (int i = 0; i < noids; i++)
+	{
+		if (oids[i] == spcoid)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Resolve the keep-list's names to tablespace OIDs, into *oids (allocated in
+ * the caller's memory context).  Names are looked up in pg_tablespace, a
+ * shared catalog that is readable only with a database connection (unlike
+ * pg_database, it has no relation cache entry built without one), so the
+ * first non-empty keep-list connects this process to wtsmgr.database.
+ */
+static int
+resolve_keep_list(Oid **oids)
+{
+	static bool connected = false;
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *rawstring;
+	List	   *names;
+	ListCell   *lc;
+	int			noids = 0;
+
+	rawstring = pstrdup(keep_fpi_tablespaces);
+	/* the GUC check hook has accepted the syntax */
+	(void) SplitIdentifierString(rawstring, ',', &names);
+	*oids = palloc(sizeof(Oid) * Max(list_length(names), 1));
+	if (names == NIL)
+		return 0;
+
+	if (!connected)
+	{
+		BackgroundWorkerInitializeConnection(announcer_database, NULL, 0);
+		connected = true;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "resolving wtsmgr.keep_full_page_images_tablespaces");
+	foreach(lc, names)
+	{
+		/* a name that matches no tablespace matches nothing */
+		Oid			oid = get_tablespace_oid((char *) lfirst(lc), true);
+
+		if (OidIsValid(oid))
+			(*oids)[noids++] = oid;
+	}
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(cxt);
+
+	return noids;
+}
+
+/*
+ * Decide, for every tracked tablespace, whether its images may be left out,
+ * and publish the decision for the hook and the views.  This is the only
+ * place that reads wtsmgr.skip_full_page_images and the keep-list.  A
+ * dropped tablespace, whose directory is gone, is no longer announced.
  */
 static void
-announce(XLogRecPtr *last_redo)
+publish_decisions(void)
+{
+	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+	MemoryContext oldcxt;
+	Oid		   *oids;
+	int			noids;
+
+	oldcxt = MemoryContextSwitchTo(decision_cxt);
+	noids = resolve_keep_list(&oids);
+
+	pg_read_barrier();
+	for (uint32 t = 0; t < n; t++)
+	{
+		WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
+		WtsmgrFpiDecision decision;
+		char		dir[MAXPGPATH];
+		struct stat st;
+
+		wtsmgr_tablespace_dir(ts->spcoid, dir, sizeof(dir));
+		if (stat(dir, &st) != 0 && errno == ENOENT)
+			decision = WTSMGR_FPI_DROPPED;
+		else if (oid_listed(ts->spcoid, oids, noids))
+			decision = WTSMGR_FPI_LISTED;
+		else if (!skip_full_page_images)
+			decision = WTSMGR_FPI_SWITCHED_OFF;
+		else
+			decision = WTSMGR_FPI_SKIP;
+		pg_atomic_write_u32(&ts->decision, decision);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(decision_cxt);
+}
+
+/*
+ * Write an announcement for the tablespaces whose images may be left out, if
+ * one of them has none for the current redo pointer.
+ */
+static void
+announce(void)
 {
 	XLogRecPtr	redo = GetRedoRecPtr();
 	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
 	Oid			spcoids[WTSMGR_MAX_TABLESPACES];
-	WtsmgrTablespace *untorn[WTSMGR_MAX_TABLESPACES];
-	int			nuntorn = 0;
+	WtsmgrTablespace *listed[WTSMGR_MAX_TABLESPACES];
+	int			nlisted = 0;
 	bool		news = false;
 	xl_wtsmgr_untorn hdr;
+
+	/*
+	 * While a base backup runs, every image is taken whatever the hook says;
+	 * announce the cycle once it has ended, so that the WAL that a backup
+	 * needs does not claim images are missing.
+	 */
+	if (!XLogImagesOnlyForTornPages())
+		return;
 
 	pg_read_barrier();
 	for (uint32 t = 0; t < n; t++)
 	{
 		WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
 
-		if (pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN)
+		if (pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN ||
+			pg_atomic_read_u32(&ts->decision) != WTSMGR_FPI_SKIP)
 			continue;
-		untorn[nuntorn] = ts;
-		spcoids[nuntorn++] = ts->spcoid;
-		if (!pg_atomic_read_u32(&ts->announced))
+		listed[nlisted] = ts;
+		spcoids[nlisted++] = ts->spcoid;
+		if (pg_atomic_read_u64(&ts->announced_redo) != redo)
 			news = true;
 	}
-	if (nuntorn == 0 || (!news && redo == *last_redo))
+	if (!news)
 		return;
 
-	hdr.ntablespaces = nuntorn;
+	hdr.ntablespaces = nlisted;
 	XLogBeginInsert();
 	XLogSetRecordFlags(XLOG_MARK_UNIMPORTANT);
 	XLogRegisterData(&hdr, offsetof(xl_wtsmgr_untorn, spcoids));
-	XLogRegisterData(spcoids, sizeof(Oid) * nuntorn);
+	XLogRegisterData(spcoids, sizeof(Oid) * nlisted);
 	(void) XLogInsert(RM_WTSMGR_ID, XLOG_WTSMGR_UNTORN);
 
-	/* Only now may the hook leave their images out. */
-	for (int i = 0; i < nuntorn; i++)
-		pg_atomic_write_u32(&untorn[i]->announced, 1);
-	*last_redo = redo;
+	/*
+	 * Only now may the hook leave their images out, in records decided
+	 * against this redo pointer: they come after the announcement in WAL.
+	 * (If a checkpoint began since we read the redo pointer, the
+	 * announcement covers its cycle too, but we claim only the older one and
+	 * announce again.)
+	 */
+	pg_write_barrier();
+	for (int i = 0; i < nlisted; i++)
+		pg_atomic_write_u64(&listed[i]->announced_redo, redo);
 }
 
 /*
- * The background worker that writes the announcements.
+ * The background worker that decides and announces.
  */
 PGDLLEXPORT void wtsmgr_announcer_main(Datum main_arg);
+
+static void
+announcer_exit(int code, Datum arg)
+{
+	pg_atomic_write_u32(&WtsmgrState->announcer_procno,
+						(uint32) INVALID_PROC_NUMBER);
+}
 
 void
 wtsmgr_announcer_main(Datum main_arg)
 {
-	XLogRecPtr	last_redo = InvalidXLogRecPtr;
+	uint32		known = 0;
+	XLogRecPtr	decided_redo = InvalidXLogRecPtr;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
+	decision_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "wtsmgr announcer decisions",
+										 ALLOCSET_SMALL_SIZES);
+
+	pg_atomic_write_u32(&WtsmgrState->announcer_procno, MyProcNumber);
+	on_shmem_exit(announcer_exit, (Datum) 0);
+	pg_atomic_write_u32(&WtsmgrState->announcer_wakeup, 0);
+
+	/* decide at once: the decisions are undecided until we do */
+	ConfigReloadPending = true;
+
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 200L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		uint32		n;
+		XLogRecPtr	redo;
+
 		CHECK_FOR_INTERRUPTS();
 
-		if (ConfigReloadPending)
+		/* a new tablespace, new settings or a new checkpoint cycle */
+		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+		redo = GetRedoRecPtr();
+		if (ConfigReloadPending || n != known || redo != decided_redo)
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+			publish_decisions();
+			known = n;
+			decided_redo = redo;
 		}
 
 		if (!RecoveryInProgress())
-			announce(&last_redo);
+			announce();
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ANNOUNCER_NAPTIME, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		pg_atomic_write_u32(&WtsmgrState->announcer_wakeup, 0);
 	}
 }
 
 /*
- * wtsmgr_fpi_init() -- Called from _PG_init(): the hook, the resource
- * manager, the announcer and the keep-list's resolution.
+ * GUC check hook for wtsmgr.keep_full_page_images_tablespaces: a list of
+ * identifiers.  Whether the tablespaces exist is not checked here (no
+ * catalog access in the postmaster); unknown names simply match nothing.
+ */
+static bool
+check_keep_fpi_tablespaces(char **newval, void **extra, GucSource source)
+{
+	char	   *rawstring;
+	List	   *elemlist;
+	bool		ok;
+
+	rawstring = pstrdup(*newval);
+	ok = SplitIdentifierString(rawstring, ',', &elemlist);
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid: expected tablespace names separated by commas.");
+	list_free(elemlist);
+	pfree(rawstring);
+
+	return ok;
+}
+
+/*
+ * wtsmgr_fpi_init() -- Called from _PG_init(): the settings, the hook, the
+ * resource manager and the announcer.
  */
 void
 wtsmgr_fpi_init(void)
 {
 	BackgroundWorker worker;
+
+	DefineCustomBoolVariable("wtsmgr.skip_full_page_images",
+							 "Leaves full-page images out of WAL for relations whose blocks are written untorn.",
+							 "Takes effect only in tablespaces where atomic writes were proven.",
+							 &skip_full_page_images,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("wtsmgr.keep_full_page_images_tablespaces",
+							   "Tablespaces that keep full-page images whatever their storage promises.",
+							   "A comma-separated list of tablespace names.",
+							   &keep_fpi_tablespaces,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   check_keep_fpi_tablespaces, NULL, NULL);
+
+	DefineCustomBoolVariable("wtsmgr.allow_torn_recovery",
+							 "Lets crash recovery replay WAL that lacks full-page images into tablespaces that can no longer be written untorn.",
+							 "A crash during such a recovery can corrupt blocks beyond repair.",
+							 &allow_torn_recovery,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("wtsmgr.database",
+							   "Database that wtsmgr's announcer connects to, to look up the tablespaces in wtsmgr.keep_full_page_images_tablespaces.",
+							   "It connects only once that list is not empty.",
+							   &announcer_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
 
 	if (xlog_untorn_block_hook != NULL)
 		ereport(ERROR,
@@ -405,7 +615,8 @@ wtsmgr_fpi_init(void)
 	RegisterCustomRmgr(RM_WTSMGR_ID, &wtsmgr_rmgr);
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "wtsmgr", BGW_MAXLEN);
@@ -413,6 +624,4 @@ wtsmgr_fpi_init(void)
 	strlcpy(worker.bgw_name, "wtsmgr announcer", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "wtsmgr announcer", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
-
-	RegisterXactCallback(wtsmgr_xact_callback, NULL);
 }

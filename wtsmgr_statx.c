@@ -498,7 +498,7 @@ store_probe(Oid spcoid, WtsmgrTablespace *ts)
 	{
 		/* images come back at once; the WAL announces again if need be */
 		pg_atomic_write_u32(&ts->state, WTSMGR_TS_TORN);
-		pg_atomic_write_u32(&ts->announced, 0);
+		pg_atomic_write_u64(&ts->announced_redo, 0);	/* none */
 	}
 
 	if (is_new)
@@ -507,6 +507,8 @@ store_probe(Oid spcoid, WtsmgrTablespace *ts)
 		pg_write_barrier();
 		pg_atomic_write_u32(&WtsmgrState->ntablespaces, n + 1);
 	}
+
+	wtsmgr_fpi_tablespaces_changed();
 
 	ereport(LOG,
 			(errmsg("wtsmgr: tablespace %u (\"%s\"): %s",

@@ -139,7 +139,12 @@ is( $node->safe_psql(
 	'false',
 	'wtsmgr_relation() agrees for a relation in it');
 
-# The keep-list.
+# The keep-list.  The announcer decides about new tablespaces as soon as
+# they are probed; wait for it.
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM wtsmgr_tablespaces
+	  WHERE full_page_images = 'kept: not yet announced in WAL'})
+  or die 'the announcer did not decide';
 is( $row->('ts_kept', 'untorn_blocks, full_page_images'),
 	't|kept: listed in wtsmgr.keep_full_page_images_tablespaces',
 	'a listed tablespace keeps images, and says why');
@@ -147,7 +152,8 @@ $node->append_conf('postgresql.conf',
 	"wtsmgr.keep_full_page_images_tablespaces = ''");
 $node->reload;
 $node->poll_query_until('postgres',
-	q{SELECT current_setting('wtsmgr.keep_full_page_images_tablespaces') = ''})
+	q{SELECT full_page_images NOT LIKE '%listed%' FROM wtsmgr_tablespaces
+	  WHERE tablespace = 'ts_kept'})
   or die 'keep-list not reloaded';
 unlike($row->('ts_kept', 'full_page_images'),
 	qr/listed/, 'after a reload without it, it is no longer listed');

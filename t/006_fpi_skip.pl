@@ -134,12 +134,29 @@ for my $db ('db_atomic', 'db_plain')
 	$node->safe_psql($db, 'SELECT sum(abalance) FROM pgbench_accounts');
 }
 my $lsn2 = $node->lsn('insert');
-is(images($lsn1, $lsn2, $oid{ts_atomic}),
-	0, 'no full-page images for the untorn tablespace under load');
-cmp_ok(images($lsn1, $lsn2, $oid{ts_plain}),
-	'>', 0, 'full-page images as usual for the other');
-is(images($lsn1, $lsn2, $oid{ts_atomic}, 'FPI_FOR_HINT'),
-	0, 'no hint-bit images for the untorn tablespace');
+# Each checkpoint cycle keeps images until the announcer has announced it in
+# WAL (a moment after its redo point), and leaves them out after that.
+my $ft = first_touches($node, $lsn1, $lsn2, $oid{ts_atomic});
+note explain $ft;
+cmp_ok($ft->{cycles}, '>=', 5, "the load spans $ft->{cycles} checkpoint cycles");
+# (A record whose images were decided just before the announcement may be
+# inserted just after it, with its image: rare, and safe.)
+cmp_ok($ft->{after_with_image}, '<=', $ft->{after_announcement} / 100,
+	"no full-page images for the untorn tablespace under load once a cycle is announced ($ft->{after_with_image} of $ft->{after_announcement} first changes)"
+);
+is($ft->{before_without_image}, 0,
+	"images for first changes before a cycle's announcement ($ft->{before_announcement} of them)"
+);
+my $window = images($lsn1, $lsn2, $oid{ts_atomic});
+my $plain_images = images($lsn1, $lsn2, $oid{ts_plain});
+cmp_ok($plain_images, '>', 0, 'full-page images as usual for the other');
+cmp_ok($window, '<', $plain_images / 10,
+	"the announcement windows cost few images ($window against $plain_images)");
+my $hints = first_touches($node, $lsn1, $lsn2, $oid{ts_atomic},
+	record_type => 'FPI_FOR_HINT');
+cmp_ok($hints->{after_with_image}, '<=', $hints->{after_announcement} / 100,
+	"no hint-bit images for the untorn tablespace once announced ($hints->{after_with_image} of $hints->{after_announcement} hint-bit records)"
+);
 cmp_ok(images($lsn1, $lsn2, $oid{ts_plain}, 'FPI_FOR_HINT'),
 	'>', 0, 'hint-bit images for the other');
 cmp_ok(

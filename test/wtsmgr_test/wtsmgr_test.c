@@ -62,7 +62,8 @@ static int	untorn_tablespace_oid = 0;
  */
 static bool
 wtsmgr_test_block_is_untorn(const RelFileLocator *rlocator,
-							ForkNumber forknum, BlockNumber blkno)
+							ForkNumber forknum, BlockNumber blkno,
+							XLogRecPtr redo)
 {
 	return untorn_tablespace_oid != 0 &&
 		rlocator->spcOid == (Oid) untorn_tablespace_oid;

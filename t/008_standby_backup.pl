@@ -1,0 +1,163 @@
+# Copyright (c) 2026, wtsmgr developers
+#
+# A base backup taken on a standby copies files while replay writes them,
+# and only full-page images in the WAL it replays can repair a block copied
+# half-written.  The primary's wtsmgr leaves images out, which the standby
+# cannot see from full_page_writes, so such backups must be refused, as
+# they are after full_page_writes = off:
+#
+# - pg_backup_start() on the standby fails while the primary leaves images
+#   out, and so does pg_basebackup against the standby, with SQLSTATE 55000,
+#   a message and a hint that names the alternatives;
+# - control: with skipping switched off on the primary and a checkpoint
+#   there, the same backup on the standby is taken;
+# - a backup that started then, during which the primary starts leaving
+#   images out again (seen in the primary's WAL with pg_walinspect), fails
+#   in pg_backup_stop().
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
+my $atomic_dir =
+  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'wtsmgr'
+checkpoint_timeout = 1h
+max_wal_size = 4GB
+wal_keep_size = 1GB
+});
+$primary->start;
+
+my $ts_dir = "$atomic_dir/ts_sbackup_$$";
+mkdir $ts_dir or die "mkdir $ts_dir: $!";
+$primary->safe_psql(
+	'postgres', qq{
+	CREATE EXTENSION wtsmgr;
+	CREATE EXTENSION pg_walinspect;
+	CREATE TABLESPACE ts_atomic LOCATION '$ts_dir';
+	CREATE DATABASE db TABLESPACE ts_atomic});
+my $spcoid = $primary->safe_psql('postgres',
+	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_atomic'");
+$primary->command_ok(
+	[ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
+	'pgbench tables in the untorn tablespace');
+
+my $wait_decision = sub {
+	my ($want) = @_;
+	$primary->poll_query_until('postgres',
+		qq{SELECT full_page_images = '$want' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
+	  or die "ts_atomic never reached '$want'";
+};
+$wait_decision->('skipped');
+
+# The standby's copy of the tablespace is on the atomic filesystem too.
+my $standby_ts = "$atomic_dir/ts_sbackup_standby_$$";
+my $bk = $primary->backup_dir . '/bk';
+$primary->backup('bk',
+	backup_options => [ "--tablespace-mapping=$ts_dir=$bk-ts" ]);
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'bk', has_streaming => 1,
+	tablespace_map => { $spcoid => $standby_ts });
+$standby->start;
+
+# The primary leaves images out: a checkpoint, then changes.
+sub primary_changes
+{
+	$primary->safe_psql('postgres', 'CHECKPOINT');
+	$primary->command_ok(
+		[ 'pgbench', '--no-vacuum', '--client=2', '--time=2', 'db' ],
+		'pgbench on the primary');
+	$primary->wait_for_catchup($standby);
+}
+
+primary_changes();
+my ($ret, $stdout, $stderr) = $standby->psql('postgres',
+	q{\set VERBOSITY verbose
+	  SELECT pg_backup_start('on standby', true)});
+isnt($ret, 0, 'pg_backup_start() on the standby fails');
+like(
+	$stderr,
+	qr/ERROR:  55000: WAL lacking full-page images of blocks written untorn was replayed since last restartpoint/,
+	'with SQLSTATE 55000 and a message saying why');
+like($stderr,
+	qr/HINT:  .*Take the backup on the primary, or make the primary log full-page images/,
+	'and a hint that names the alternatives');
+
+my $bk_dir = $standby->backup_dir . '/refused';
+$standby->command_fails_like(
+	[
+		'pg_basebackup', '--pgdata' => $bk_dir,
+		'--host' => $standby->host, '--port' => $standby->port,
+		'--tablespace-mapping' => "$standby_ts=$bk_dir-ts",
+		'--checkpoint' => 'fast'
+	],
+	qr/WAL lacking full-page images of blocks written untorn was replayed/,
+	'pg_basebackup against the standby is refused too');
+
+# Control: skipping switched off on the primary, and a checkpoint there.
+$primary->safe_psql('postgres',
+	'ALTER SYSTEM SET wtsmgr.skip_full_page_images = off');
+$primary->reload;
+$wait_decision->('kept: wtsmgr.skip_full_page_images is off');
+primary_changes();
+my $bg = $standby->background_psql('postgres');
+$bg->query_safe('\\set VERBOSITY verbose');
+my $start = $bg->query_safe(q{SELECT pg_backup_start('control', true)});
+like($start, qr/^[0-9A-F]+\/[0-9A-F]+$/,
+	'with skipping off on the primary, a backup on the standby starts');
+
+# ... and the primary starts leaving images out again while it runs.
+my $lsn1 = $primary->lsn('insert');
+$primary->safe_psql('postgres',
+	'ALTER SYSTEM RESET wtsmgr.skip_full_page_images');
+$primary->reload;
+$wait_decision->('skipped');
+$primary->safe_psql('postgres', 'CHECKPOINT');
+$primary->command_ok(
+	[ 'pgbench', '--no-vacuum', '--client=2', '--time=2', 'db' ],
+	'pgbench on the primary during the backup');
+$primary->wait_for_catchup($standby);
+my $lsn2 = $primary->lsn('insert');
+my $ft = first_touches($primary, $lsn1, $lsn2, $spcoid);
+cmp_ok($ft->{after_announcement} - $ft->{after_with_image},
+	'>', 0,
+	'the WAL replayed during the backup has changes without their images');
+my $log_offset = -s $standby->logfile;
+my $stopped =
+  eval { $bg->query_safe(q{SELECT lsn FROM pg_backup_stop(false)}); 1 };
+eval { $bg->quit; };
+ok(!$stopped, 'pg_backup_stop() on the standby refuses the backup');
+ok( $standby->log_contains(
+		qr/ERROR:  WAL lacking full-page images of blocks written untorn was replayed during online backup/,
+		$log_offset),
+	'saying why');
+
+# Control, continued: with skipping off again, a whole backup goes through.
+$primary->safe_psql('postgres',
+	'ALTER SYSTEM SET wtsmgr.skip_full_page_images = off');
+$primary->reload;
+$wait_decision->('kept: wtsmgr.skip_full_page_images is off');
+primary_changes();
+my $ok_dir = $standby->backup_dir . '/taken';
+$standby->command_ok(
+	[
+		'pg_basebackup', '--pgdata' => $ok_dir,
+		'--host' => $standby->host, '--port' => $standby->port,
+		'--tablespace-mapping' => "$standby_ts=$ok_dir-ts",
+		'--checkpoint' => 'fast'
+	],
+	'with skipping off on the primary, pg_basebackup against the standby works');
+
+done_testing();

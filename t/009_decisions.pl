@@ -1,0 +1,230 @@
+# Copyright (c) 2026, wtsmgr developers
+#
+# Which images are left out is decided per checkpoint cycle, once for all
+# backends, and crash recovery honours it.  Judged from the WAL
+# (pg_walinspect), not from wtsmgr's counters:
+#
+# 1. WAL from a checkpoint's redo point carries wtsmgr's announcement before
+#    any first change without an image: with the announcer stopped (SIGSTOP)
+#    across a checkpoint, every first change keeps its image, and skipping
+#    resumes once it runs again.
+# 2. wtsmgr.skip_full_page_images = off and the keep-list bind statements
+#    that were already running: after the reload and a checkpoint, no first
+#    change lacks its image.
+# 3. A crash restart that cannot probe the tablespace any more refuses to
+#    replay WAL without images with writes that may tear (FATAL), unless the
+#    override is set; with the tablespace probeable again, recovery runs and
+#    nothing is lost.
+
+use strict;
+use warnings FATAL => 'all';
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
+my $atomic_dir =
+  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+
+my $node = PostgreSQL::Test::Cluster->new('decisions');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'wtsmgr'
+checkpoint_timeout = 1h
+max_wal_size = 4GB
+});
+$node->start;
+
+my $ts_dir = "$atomic_dir/ts_decisions_$$";
+mkdir $ts_dir or die "mkdir $ts_dir: $!";
+$node->safe_psql(
+	'postgres', qq{
+	CREATE EXTENSION wtsmgr;
+	CREATE EXTENSION pg_walinspect;
+	CREATE TABLESPACE ts_atomic LOCATION '$ts_dir';
+	CREATE DATABASE db TABLESPACE ts_atomic});
+my $spcoid = $node->safe_psql('postgres',
+	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_atomic'");
+$node->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
+	'pgbench tables in the untorn tablespace');
+$node->safe_psql(
+	'db', q{
+	CREATE EXTENSION amcheck;
+	CREATE TABLE ctl (done bool);
+	INSERT INTO ctl VALUES (false)});
+
+my $decision = sub {
+	return $node->safe_psql('postgres',
+		q{SELECT full_page_images FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'});
+};
+my $wait_decision = sub {
+	my ($want) = @_;
+	$node->poll_query_until('postgres',
+		qq{SELECT full_page_images = '$want' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
+	  or die "ts_atomic never reached '$want'";
+};
+$wait_decision->('skipped');
+
+sub pgbench
+{
+	my ($seconds) = @_;
+	$node->command_ok(
+		[ 'pgbench', '--no-vacuum', '--client=2', "--time=$seconds", 'db' ],
+		"pgbench for $seconds s");
+}
+
+sub wtsmgr_records
+{
+	my ($start, $end) = @_;
+	return $node->safe_psql('postgres',
+		qq{SELECT count(*) FROM pg_get_wal_records_info('$start', '$end')
+		   WHERE resource_manager = 'wtsmgr'});
+}
+
+# 1. The announcer stopped across a checkpoint.
+my ($announcer) = split /\n/, `pgrep -P $node->{_pid} -f 'wtsmgr announcer'`;
+$announcer //= '';
+like($announcer, qr/^\d+$/, 'the announcer runs');
+kill 'STOP', $announcer or die "cannot stop the announcer: $!";
+my $lsn1 = $node->lsn('insert');
+$node->safe_psql('postgres', 'CHECKPOINT');
+is($decision->(), 'kept: not yet announced in WAL',
+	'after a checkpoint without announcement, the view says images are kept');
+pgbench(3);
+my $lsn2 = $node->lsn('insert');
+is(wtsmgr_records($lsn1, $lsn2), 0, 'no announcement while the announcer is stopped');
+my $ft = first_touches($node, $lsn1, $lsn2, $spcoid);
+cmp_ok($ft->{before_announcement}, '>', 100,
+	"pgbench changed $ft->{before_announcement} blocks first after the checkpoint");
+is($ft->{before_without_image}, 0,
+	'each of them has its full-page image: none is left out before the announcement');
+
+kill 'CONT', $announcer or die "cannot continue the announcer: $!";
+$wait_decision->('skipped');
+my $lsn3 = $node->lsn('insert');
+pgbench(2);
+my $lsn4 = $node->lsn('insert');
+$ft = first_touches($node, $lsn1, $lsn4, $spcoid);
+cmp_ok($ft->{after_announcement}, '>', 100,
+	"once announced, first changes leave images out again ($ft->{after_announcement}, $ft->{after_with_image} with image)"
+);
+cmp_ok(wtsmgr_records($lsn2, $lsn4), '>', 0,
+	'the announcer announced the cycle once it ran again');
+
+# 2. Settings bind statements that are already running.  A statement that
+# changes blocks all over pgbench_accounts until it is told to stop, in one
+# backend that does not reload its settings until it is done.
+sub running_statement_keeps_images
+{
+	my ($setting, $value, $kept_as) = @_;
+	$node->safe_psql('db', 'UPDATE ctl SET done = false');
+	$wait_decision->('skipped');
+	my $bg = $node->background_psql('db');
+	$bg->query_until(
+		qr/started/, q{
+	\echo started
+	DO $$
+	DECLARE
+		i int := 0;
+	BEGIN
+		WHILE NOT (SELECT done FROM ctl) LOOP
+			UPDATE pgbench_accounts SET abalance = abalance + 1
+			 WHERE aid = 1 + (i * 7919) % 200000;
+			i := i + 1;
+			IF i % 50 = 0 THEN
+				PERFORM pg_sleep(0.01);
+			END IF;
+		END LOOP;
+	END
+	$$;
+});
+	sleep 1;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET $setting = '$value'");
+	$node->reload;
+	$wait_decision->($kept_as);
+	my $start = $node->lsn('insert');
+	$node->safe_psql('postgres', 'CHECKPOINT');
+	sleep 2;
+	$node->safe_psql('db', 'UPDATE ctl SET done = true');
+	$bg->quit;
+	my $end = $node->lsn('insert');
+
+	my $ft = first_touches($node, $start, $end, $spcoid);
+	cmp_ok($ft->{before_announcement}, '>', 50,
+		"$setting = '$value': the running statement changed $ft->{before_announcement} blocks first after the checkpoint"
+	);
+	is($ft->{after_announcement} + $ft->{before_without_image},
+		0, "$setting = '$value': each of them has its image");
+	$node->safe_psql('postgres', "ALTER SYSTEM RESET $setting");
+	$node->reload;
+	$wait_decision->('skipped');
+}
+
+running_statement_keeps_images('wtsmgr.skip_full_page_images',
+	'off', 'kept: wtsmgr.skip_full_page_images is off');
+running_statement_keeps_images('wtsmgr.keep_full_page_images_tablespaces',
+	'ts_atomic', 'kept: listed in wtsmgr.keep_full_page_images_tablespaces');
+
+# 3. Crash recovery that cannot write the tablespace untorn any more.
+my $sum_query = q{SELECT sum(abalance) FROM pgbench_accounts};
+my $version_dir = "$ts_dir/"
+  . $node->safe_psql('db',
+	"SELECT split_part(pg_relation_filepath('pgbench_accounts'), '/', 3)");
+
+# Crash with changes whose images were left out since the last checkpoint.
+sub crash_under_load
+{
+	$node->safe_psql('postgres', 'CHECKPOINT');
+	$wait_decision->('skipped');
+	pgbench(2);
+	my $sum = $node->safe_psql('db', $sum_query);
+	$node->stop('immediate');
+	return $sum;
+}
+
+my $sum = crash_under_load();
+chmod 0555, $version_dir or die "chmod $version_dir: $!";
+$node->append_conf('postgresql.conf', 'restart_after_crash = off');
+my $log_offset = -s $node->logfile;
+ok(!$node->start(fail_ok => 1),
+	'crash recovery refuses to start when the tablespace cannot be probed');
+ok( $node->log_contains(
+		qr/FATAL:  cannot recover tablespace $spcoid \(".*"\) without atomic writes/,
+		$log_offset),
+	'with a FATAL error naming the tablespace');
+ok($node->log_contains(qr/DETAIL:  .*probe.*Permission denied/, $log_offset),
+	'whose detail gives the probe\'s reason');
+ok( $node->log_contains(qr/HINT:  .*wtsmgr.allow_torn_recovery = on/,
+		$log_offset),
+	'and whose hint names the way out');
+
+# Control: the same crash, the tablespace probeable again.
+chmod 0755, $version_dir or die "chmod $version_dir: $!";
+$log_offset = -s $node->logfile;
+ok($node->start(fail_ok => 1), 'with the tablespace probeable, recovery runs');
+ok(!$node->log_contains(qr/cannot recover tablespace/, $log_offset),
+	'and does not complain');
+is($node->safe_psql('db', $sum_query), $sum, 'nothing is lost');
+$node->command_ok([ 'pg_amcheck', '--heapallindexed', 'db' ],
+	'pg_amcheck finds nothing wrong');
+
+# The override, for a DBA who accepts the risk.
+$sum = crash_under_load();
+chmod 0555, $version_dir or die "chmod $version_dir: $!";
+$node->append_conf('postgresql.conf', 'wtsmgr.allow_torn_recovery = on');
+$log_offset = -s $node->logfile;
+ok($node->start(fail_ok => 1), 'wtsmgr.allow_torn_recovery = on lets recovery run');
+ok( $node->log_contains(
+		qr/WARNING:  WAL being replayed lacks full-page images for tablespace $spcoid/,
+		$log_offset),
+	'with a WARNING');
+is($node->safe_psql('db', $sum_query), $sum, 'and nothing is lost here');
+$node->stop;
+chmod 0755, $version_dir or die "chmod $version_dir: $!";
+
+done_testing();
