@@ -62,21 +62,6 @@ PG_MODULE_MAGIC_EXT(
 					.version = WTSMGR_VERSION
 );
 
-/* How relation writes reach the disk; see wtsmgr.io_method */
-typedef enum WtsmgrIoMethod
-{
-	WTSMGR_IO_AUTO,
-	WTSMGR_IO_DIRECT,
-	WTSMGR_IO_WRITETHROUGH,
-} WtsmgrIoMethod;
-
-static const struct config_enum_entry wtsmgr_io_method_options[] = {
-	{"auto", WTSMGR_IO_AUTO, false},
-	{"direct", WTSMGR_IO_DIRECT, false},
-	{"writethrough", WTSMGR_IO_WRITETHROUGH, false},
-	{NULL, 0, false}
-};
-
 static const struct config_enum_entry wtsmgr_durability_options[] = {
 	{"fsync", WTSMGR_DURABILITY_FSYNC, false},
 	{"dsync", WTSMGR_DURABILITY_DSYNC, false},
@@ -84,7 +69,6 @@ static const struct config_enum_entry wtsmgr_durability_options[] = {
 };
 
 /* GUC variables */
-static int	wtsmgr_io_method = WTSMGR_IO_AUTO;
 int			wtsmgr_durability = WTSMGR_DURABILITY_FSYNC;
 int			wtsmgr_io_uring_entries = 64;
 int			wtsmgr_extent_size_hint = 64;
@@ -98,7 +82,6 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static void wtsmgr_shmem_request(void);
 static void wtsmgr_shmem_startup(void);
-static bool check_io_method(int *newval, void **extra, GucSource source);
 static void wtsmgr_init(void);
 static void wtsmgr_open(SMgrRelation reln);
 static void wtsmgr_close(SMgrRelation reln, ForkNumber forknum);
@@ -158,16 +141,6 @@ _PG_init(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("wtsmgr cannot be loaded because another storage manager is already in use"),
 				 errhint("Remove the other storage manager's library from \"shared_preload_libraries\"; wtsmgr writes through md.c and cannot be stacked on another storage manager.")));
-
-	DefineCustomEnumVariable("wtsmgr.io_method",
-							 "How relation blocks reach the disk in tablespaces with atomic writes.",
-							 "auto picks the best method the startup probe proved; direct uses O_DIRECT atomic writes; writethrough uses buffered writethrough atomic writes.",
-							 &wtsmgr_io_method,
-							 WTSMGR_IO_AUTO,
-							 wtsmgr_io_method_options,
-							 PGC_POSTMASTER,
-							 0,
-							 check_io_method, NULL, NULL);
 
 	DefineCustomEnumVariable("wtsmgr.durability",
 							 "How atomic writes are made durable.",
@@ -262,24 +235,6 @@ wtsmgr_shmem_startup(void)
 	 */
 	if (!found)
 		wtsmgr_probe_all_tablespaces();
-}
-
-/*
- * GUC check hook for wtsmgr.io_method: writethrough needs RWF_WRITETHROUGH,
- * which this build may not know.
- */
-static bool
-check_io_method(int *newval, void **extra, GucSource source)
-{
-#ifndef RWF_WRITETHROUGH
-	if (*newval == WTSMGR_IO_WRITETHROUGH)
-	{
-		GUC_check_errdetail("This build of wtsmgr was compiled with kernel headers that lack RWF_WRITETHROUGH.");
-		GUC_check_errhint("Use \"auto\" or \"direct\".");
-		return false;
-	}
-#endif
-	return true;
 }
 
 /*
@@ -525,21 +480,41 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 		values[9] = Int64GetDatum(probe.limits.segments_max);
 		values[10] = Int64GetDatum(probe.limits.dio_mem_align);
 		values[11] = Int64GetDatum(probe.limits.dio_offset_align);
-		values[12] = BoolGetDatum(probe.writethrough);
 	}
 	else
 	{
-		for (int c = 3; c <= 12; c++)
+		for (int c = 3; c <= 11; c++)
 			nulls[c] = true;
 	}
 
-	/* the method atomic writes use there: writethrough only if proven */
-	if (!untorn)
-		nulls[13] = true;
-	else if (wtsmgr_io_method == WTSMGR_IO_DIRECT || !probe.writethrough)
-		values[13] = CStringGetTextDatum("direct");
+	/*
+	 * How the write path writes relation blocks there: once a tablespace was
+	 * found untorn, with O_DIRECT RWF_ATOMIC writes until the server stops
+	 * (see atomic_path), otherwise through md.c's buffered writes.  Buffered
+	 * atomic writes would need RWF_WRITETHROUGH, which no released kernel
+	 * header defines yet.
+	 */
+	if (ts != NULL && pg_atomic_read_u32(&ts->atomic_path) != 0)
+		values[12] = CStringGetTextDatum("direct");
 	else
-		values[13] = CStringGetTextDatum("writethrough");
+		values[12] = CStringGetTextDatum("buffered");
+
+	/*
+	 * Who makes a block's write atomic: the device, when it does atomic
+	 * writes of a block in hardware; XFS without that does them by
+	 * copy-on-write in software, which needs free space for every overwrite
+	 * (see the README).  ext4 has no software fallback.
+	 */
+	if (!probed || !probe.limits.atomic_supported ||
+		probe.limits.unit_max < BLCKSZ)
+		nulls[13] = true;
+	else if (probe.limits.unit_max_opt >= BLCKSZ ||
+			 strcmp(probe.limits.fs_type, "ext4") == 0)
+		values[13] = CStringGetTextDatum("device");
+	else if (strcmp(probe.limits.fs_type, "xfs") == 0)
+		values[13] = CStringGetTextDatum("filesystem copy-on-write");
+	else
+		values[13] = CStringGetTextDatum("unknown");
 
 	/* the extent size hint new files get there, in kB */
 	if (untorn)

@@ -70,8 +70,6 @@ typedef struct WtsmgrProbeResult
 {
 	WtsmgrAtomicLimits limits;
 	bool		untorn;			/* BLCKSZ writes proven untorn */
-	bool		writethrough;	/* buffered RWF_WRITETHROUGH | RWF_ATOMIC
-								 * works */
 	uint32		extent_size_hint;	/* bytes; proven with atomic writes, or 0 */
 	char		reason[256];	/* why (not) untorn, in words */
 } WtsmgrProbeResult;
@@ -212,14 +210,13 @@ typedef struct WtsmgrSegment
 	File		file;			/* our O_DIRECT descriptor; 0 if not open */
 	bool		checked;		/* statx-checked since the fork was opened */
 	bool		atomic;			/* ... and found able to take atomic writes */
+	WtsmgrAtomicLimits limits;	/* ... with these limits, for unit planning */
 } WtsmgrSegment;
 
 typedef struct WtSMgrRelationData
 {
 	SMgrRelationData reln;
 	WtsmgrTablespace *wt_tablespace;	/* NULL until first write */
-	WtsmgrAtomicLimits wt_limits;	/* copy of the probe's, when valid */
-	bool		wt_have_limits;
 
 	/* per fork, wt_nsegs[forknum] entries, indexed by segment number */
 	WtsmgrSegment *wt_segs[MAX_FORKNUM + 1];
@@ -258,6 +255,7 @@ extern void wtsmgr_probe_all_tablespaces(void);
 extern WtsmgrTablespace *wtsmgr_find_tablespace(Oid spcoid);
 extern WtsmgrTablespace *wtsmgr_get_tablespace(Oid spcoid);
 extern WtsmgrTablespace *wtsmgr_reprobe_tablespace(Oid spcoid);
-extern bool wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path);
+extern bool wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path,
+									  WtsmgrAtomicLimits *limits);
 
 #endif							/* WTSMGR_H */

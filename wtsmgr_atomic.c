@@ -6,15 +6,15 @@
  * This file owns every write of relation blocks that the storage manager
  * receives: smgr_writev, smgr_extend and smgr_zeroextend.  For a relation in
  * a tablespace proven untorn (wtsmgr_statx.c), blocks reach the disk with
- * writethrough RWF_ATOMIC writes, so that no block can ever be torn:
+ * O_DIRECT RWF_ATOMIC writes, so that no block can ever be torn:
  *
  * - Each segment file gets a second file descriptor, opened with O_DIRECT
  *   through fd.c, so max_files_per_process is respected.  md.c keeps its own
  *   buffered descriptor for reads, sizes and truncation; the kernel keeps the
  *   page cache coherent with the direct writes.  Our descriptors are closed
  *   with md's, on close, truncate and unlink, and when smgrrelease() asks.
- *   (Buffered RWF_ATOMIC | RWF_WRITETHROUGH would serve where the kernel and
- *   headers offer it; bookworm's do not.)
+ *   (Buffered RWF_ATOMIC needs RWF_WRITETHROUGH, which no released kernel
+ *   header defines; its value must come from a header, never be guessed.)
  *
  * - A call with n blocks is cut into naturally aligned power-of-two units
  *   (wtsmgr_split.h), each a valid atomic write of whole blocks.  One unit
@@ -56,9 +56,15 @@
 
 #include <fcntl.h>
 #include <liburing.h>
+#include <linux/falloc.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "access/xlogutils.h"
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -125,7 +131,6 @@ wtsmgr_atomic_open(SMgrRelation reln)
 	WtSMgrRelation wreln = (WtSMgrRelation) reln;
 
 	wreln->wt_tablespace = NULL;
-	wreln->wt_have_limits = false;
 	for (int fork = 0; fork <= MAX_FORKNUM; fork++)
 	{
 		wreln->wt_segs[fork] = NULL;
@@ -151,8 +156,6 @@ wtsmgr_atomic_close(SMgrRelation reln, ForkNumber forknum)
 		pfree(wreln->wt_segs[forknum]);
 	wreln->wt_segs[forknum] = NULL;
 	wreln->wt_nsegs[forknum] = 0;
-	/* read the limits again next time, in case of a new probe */
-	wreln->wt_have_limits = false;
 }
 
 /*
@@ -233,6 +236,86 @@ segment_path(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno,
 }
 
 /*
+ * Does the file share blocks with another file (a reflink copy)?  A
+ * filesystem without FIEMAP has no reflinks for us to find.
+ */
+#define WTSMGR_FIEMAP_EXTENTS 32
+
+static bool
+has_shared_extents(int fd)
+{
+	/* on the stack, suitably aligned: no palloc on the write path */
+	uint64		buf[(sizeof(struct fiemap) +
+					 WTSMGR_FIEMAP_EXTENTS * sizeof(struct fiemap_extent)) /
+					sizeof(uint64) + 1];
+	struct fiemap *fm = (struct fiemap *) buf;
+	uint64		start = 0;
+	bool		shared = false;
+	bool		done = false;
+
+	while (!shared && !done)
+	{
+		memset(fm, 0, sizeof(struct fiemap));
+		fm->fm_start = start;
+		fm->fm_length = FIEMAP_MAX_OFFSET - start;
+		fm->fm_extent_count = WTSMGR_FIEMAP_EXTENTS;
+		if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0 || fm->fm_mapped_extents == 0)
+			break;
+		for (uint32 i = 0; i < fm->fm_mapped_extents; i++)
+		{
+			if (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_SHARED)
+				shared = true;
+			if (fm->fm_extents[i].fe_flags & FIEMAP_EXTENT_LAST)
+				done = true;
+		}
+		start = fm->fm_extents[fm->fm_mapped_extents - 1].fe_logical +
+			fm->fm_extents[fm->fm_mapped_extents - 1].fe_length;
+	}
+	return shared;
+}
+
+/*
+ * Give a segment file blocks of its own if it shares some with another file
+ * (file_copy_method = clone, pg_upgrade --clone, pg_combinebackup --clone,
+ * cp --reflink).  Atomic writes to shared blocks work, but each needs new
+ * space that is never given back while the other file keeps the old
+ * blocks, so a checkpoint could hit ENOSPC on blocks md.c would consider
+ * allocated long ago.  Unsharing now pays for all of them at once, when the
+ * file is opened for writing, and fails (the write with it) if the space is
+ * not there; the buffers stay dirty.
+ */
+static void
+unshare_segment(File file, const char *path)
+{
+	int			fd = FileGetRawDesc(file);
+	off_t		size;
+
+	if (fd < 0 || !has_shared_extents(fd))
+		return;
+
+	size = FileSize(file);
+	if (size <= 0)
+		return;
+	if (fallocate(fd, FALLOC_FL_UNSHARE_RANGE, 0, size) != 0)
+	{
+		/* a filesystem that cannot unshare still takes the atomic writes */
+		if (errno == EOPNOTSUPP)
+			return;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not unshare the blocks of file \"%s\" before writing it atomically: %m",
+						path),
+				 errdetail("The file shares %lld bytes of blocks with another file (a reflink copy, e.g. from file_copy_method = clone); wtsmgr gives it blocks of its own first.",
+						   (long long) size),
+				 errhint("Free space on the tablespace's filesystem; the blocks stay dirty in shared buffers and nothing is lost.")));
+	}
+	ereport(LOG,
+			(errmsg("wtsmgr unshared the blocks of file \"%s\" (%lld bytes) before writing it atomically",
+					path, (long long) size),
+			 errdetail("The file shared blocks with another file (a reflink copy); atomic writes to shared blocks would each need new space.")));
+}
+
+/*
  * Open our O_DIRECT descriptor of a segment file.  create is for extension,
  * which may begin a new segment file, as md.c's does.  A new file gets the
  * extent size hint; any file is checked once with statx.
@@ -266,10 +349,83 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			FileSize(seg->file) == 0)
 			(void) wtsmgr_set_extent_size_hint(FileGetRawDesc(seg->file),
 											   ts->probe.extent_size_hint);
-		seg->atomic = wtsmgr_check_segment_file(ts, path);
+		seg->atomic = wtsmgr_check_segment_file(ts, path, &seg->limits);
+		if (seg->atomic)
+			unshare_segment(seg->file, path);
 		seg->checked = true;
 	}
 	return seg->file;
+}
+
+/*
+ * WTSMGR_MAX_RUN zero blocks, contiguous and aligned for O_DIRECT, so that
+ * any unit of them needs a single iovec.
+ */
+static const char *
+zero_blocks(void)
+{
+	if (zero_area == NULL)
+		zero_area = MemoryContextAllocAligned(TopMemoryContext,
+											  (Size) WTSMGR_MAX_RUN * BLCKSZ,
+											  PG_IO_ALIGN_SIZE,
+											  MCXT_ALLOC_ZERO);
+	return zero_area;
+}
+
+/*
+ * The number of blocks in a segment file, from its size, or -1 if it does
+ * not exist.
+ */
+static int64
+segment_nblocks(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
+{
+	char		path[MAXPGPATH];
+	struct stat st;
+
+	segment_path(wreln, forknum, segno, path, sizeof(path));
+	if (stat(path, &st) != 0)
+	{
+		if (errno == ENOENT)
+			return -1;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path),
+				 errhint("wtsmgr checks that the segments before a new one are full, as md.c does.")));
+	}
+	return (int64) (st.st_size / BLCKSZ);
+}
+
+/*
+ * Before a segment file past the first is written by an extension, make
+ * every segment before it exist and be RELSEG_SIZE blocks long, as md.c's
+ * _mdfd_getseg(EXTENSION_CREATE) does.  md.c finds the end of a relation by
+ * walking its segments and stopping at the first short one, so a relation
+ * extended by a jump (RelationCopyStorageUsingBuffer() extends the copy of
+ * a relation to its last block first; _hash_alloc_buckets() skips ahead by
+ * whole bucket splits) would otherwise have blocks that md.c cannot reach,
+ * and writing them back would fail.
+ *
+ * Like md.c, a short segment is padded by writing its last block, zeroed;
+ * the blocks in between stay a hole.  The write is atomic like every other
+ * write here.  Segments are padded in order, so a crash in between leaves
+ * a prefix of full segments, which md.c handles.
+ */
+static void
+pad_previous_segments(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+					  ForkNumber forknum, BlockNumber segno, bool skipFsync)
+{
+	BlockNumber first_short = segno;
+	const void *zero = zero_blocks();
+
+	/* segments before a full one are full: md.c keeps that invariant */
+	while (first_short > 0 &&
+		   segment_nblocks(wreln, forknum, first_short - 1) < RELSEG_SIZE)
+		first_short--;
+
+	for (BlockNumber s = first_short; s < segno; s++)
+		write_segment_run(wreln, ts, forknum,
+						  s * ((BlockNumber) RELSEG_SIZE) + RELSEG_SIZE - 1,
+						  &zero, 1, skipFsync, true);
 }
 
 /*
@@ -302,6 +458,35 @@ register_dirty_segment(WtSMgrRelation wreln, ForkNumber forknum,
 }
 
 /*
+ * An atomic write failed for want of space.  Where the filesystem does
+ * atomic writes by copy-on-write, every overwrite needs free space, even of
+ * blocks allocated long ago, so unlike with md.c a full filesystem stops
+ * checkpoints: say so, naming the tablespace.  The name is not looked up in
+ * the catalog, which the checkpointer cannot read.
+ */
+static void
+report_out_of_space(WtsmgrTablespace *ts)
+{
+	char		dir[MAXPGPATH];
+	uint32		unit_max_opt;
+
+	if (ts == NULL)
+		return;
+	wtsmgr_tablespace_dir(ts->spcoid, dir, sizeof(dir));
+	LWLockAcquire(WtsmgrState->lock, LW_SHARED);
+	unit_max_opt = ts->probe.limits.unit_max_opt;
+	LWLockRelease(WtsmgrState->lock);
+	ereport(WARNING,
+			(errcode(ERRCODE_DISK_FULL),
+			 errmsg("tablespace %u (\"%s\") has no space left for atomic writes: checkpoints cannot complete until space is freed",
+					ts->spcoid, dir),
+			 errdetail("%s", unit_max_opt >= BLCKSZ ?
+					   "Atomic writes there are done by the device, but the write still needed new space." :
+					   "Atomic writes there are done by filesystem copy-on-write, which needs free space for every overwrite of a block, even one allocated long ago."),
+			 errhint("Free space on the tablespace's filesystem, or add space to it; dirty blocks stay in shared buffers and nothing is lost.")));
+}
+
+/*
  * Report a failed atomic write.  EINVAL and EOPNOTSUPP mean the kernel
  * refused the write as an atomic one, which must not happen in a tablespace
  * proven untorn; everything else is an I/O failure.  Either way the caller's
@@ -323,6 +508,9 @@ report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
 				 errhint("The blocks stay dirty in shared buffers and nothing is lost. Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
 	}
 	wtsmgr_count_io(ts, WTSMGR_IO_ERRORS, 1);
+	if (err == ENOSPC)
+		report_out_of_space(ts);
+	errno = err;
 	ereport(ERROR,
 			(errcode_for_file_access(),
 			 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
@@ -537,7 +725,7 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 {
 	BlockNumber segno = blocknum / RELSEG_SIZE;
 	BlockNumber segblock = blocknum % RELSEG_SIZE;
-	WtsmgrAtomicLimits *limits = &wreln->wt_limits;
+	WtsmgrAtomicLimits *limits;
 	WtsmgrUnit	units[WTSMGR_MAX_RUN];
 	struct iovec iov[WTSMGR_MAX_RUN];	/* at most one per block */
 	struct iovec *iovs[WTSMGR_MAX_RUN]; /* each unit's first iovec */
@@ -556,19 +744,24 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	Assert(segblock + nblocks <= RELSEG_SIZE);
 
 	/*
-	 * The limits the probe found, copied once per opening so that a
-	 * concurrent wtsmgr_probe() cannot be read half-way, and without taking
-	 * the lock on every write.
+	 * An extension that begins a segment, or the first in this opening of
+	 * the relation, checks the segments before it: see
+	 * pad_previous_segments().
 	 */
-	if (!wreln->wt_have_limits)
-	{
-		LWLockAcquire(WtsmgrState->lock, LW_SHARED);
-		wreln->wt_limits = ts->probe.limits;
-		LWLockRelease(WtsmgrState->lock);
-		wreln->wt_have_limits = true;
-	}
+	if (extending && segno > 0 &&
+		get_segment(wreln, forknum, segno)->file == 0)
+		pad_previous_segments(wreln, ts, forknum, segno, skipFsync);
 
 	file = open_segment(wreln, ts, forknum, segno, extending);
+
+	/*
+	 * Units are planned with the limits statx gives for this very file, read
+	 * when it was opened: the kernel holds the write to them.  The
+	 * tablespace's probe may have looked at another filesystem (a file moved
+	 * behind a link), or failed and read only its directory, while writes
+	 * there stay atomic.
+	 */
+	limits = &get_segment(wreln, forknum, segno)->limits;
 	if (!get_segment(wreln, forknum, segno)->atomic)
 	{
 		wtsmgr_count_io(ts, WTSMGR_IO_REFUSALS, 1);
@@ -700,8 +893,13 @@ wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 		return;
 	}
 
+	/*
+	 * In recovery md.c creates missing segments for writes too
+	 * (EXTENSION_CREATE_RECOVERY): the relation may have been truncated or
+	 * dropped later in the WAL.  So do we.
+	 */
 	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, buffers,
-				 nblocks, skipFsync, false);
+				 nblocks, skipFsync, InRecovery);
 	wtsmgr_count_io(ts, WTSMGR_IO_WRITES, nblocks);
 }
 
@@ -745,7 +943,15 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 
 	wtsmgr_count(WTSMGR_COUNT_ZEROEXTEND, nblocks);
 
-	if (!atomic_target(reln, &ts))
+	/*
+	 * Recovery extends a relation only to replay records that then
+	 * initialize or overwrite the new blocks, which are written atomically
+	 * like any other.  Writing the zeros atomically first would cost a
+	 * copy-on-write atomic write per block (and its space) for nothing, so
+	 * recovery extends as md.c does.  The zeros cannot tear into anything:
+	 * the blocks lie past the old end of the file.
+	 */
+	if (!atomic_target(reln, &ts) || InRecovery)
 	{
 		mdzeroextend(reln, forknum, blocknum, nblocks, skipFsync);
 		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, nblocks);
@@ -755,13 +961,8 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	check_extend_limit(reln, forknum, blocknum, nblocks);
 
 	/* one contiguous zero area, so that a unit needs a single iovec */
-	if (zero_area == NULL)
-		zero_area = MemoryContextAllocAligned(TopMemoryContext,
-											  (Size) WTSMGR_MAX_RUN * BLCKSZ,
-											  PG_IO_ALIGN_SIZE,
-											  MCXT_ALLOC_ZERO);
 	for (int i = 0; i < WTSMGR_MAX_RUN; i++)
-		zeros[i] = zero_area + (Size) i * BLCKSZ;
+		zeros[i] = zero_blocks() + (Size) i * BLCKSZ;
 
 	while (nblocks > 0)
 	{

@@ -49,6 +49,13 @@
 
 #include "wtsmgr.h"
 
+/*
+ * Name of probe files, followed by the prober's PID.  The pgsql_tmp prefix
+ * keeps a file left by a crash out of base backups, and tells a DBA what it
+ * is.
+ */
+#define WTSMGR_PROBE_PREFIX PG_TEMP_FILE_PREFIX "_wtsmgr_probe."
+
 /* statx mask bits and attributes, from the kernel's uapi/linux/stat.h */
 #define WT_STATX_BASIC_STATS		0x000007ffU
 #define WT_STATX_DIOALIGN			0x00002000U
@@ -253,6 +260,40 @@ wtsmgr_set_extent_size_hint(int fd, uint32 bytes)
 }
 
 /*
+ * Remove the probe files that processes which died while probing left in
+ * dir: PostgreSQL's own clean-up of temporary files does not look there,
+ * and DROP TABLESPACE would trip over them.  Only for startup, when no
+ * probe can be running.
+ */
+static void
+remove_stale_probe_files(const char *dir)
+{
+	DIR		   *d;
+	struct dirent *de;
+
+	d = AllocateDir(dir);
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		char		path[MAXPGPATH];
+
+		if (strncmp(de->d_name, WTSMGR_PROBE_PREFIX,
+					strlen(WTSMGR_PROBE_PREFIX)) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not remove left-over wtsmgr probe file \"%s\": %m",
+							path),
+					 errhint("Remove the file by hand; it holds no data.")));
+		else
+			ereport(LOG,
+					(errmsg("removed left-over wtsmgr probe file \"%s\"", path)));
+	}
+	FreeDir(d);
+}
+
+/*
  * wtsmgr_probe_directory() -- Find out whether BLCKSZ writes to files in dir
  * are untorn.
  *
@@ -271,12 +312,16 @@ wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
 
 	memset(result, 0, sizeof(*result));
 
+	snprintf(path, sizeof(path), "%s/" WTSMGR_PROBE_PREFIX "%d",
+			 dir, MyProcPid);
+
 	/*
-	 * The pgsql_tmp prefix keeps a file left by a crash out of base backups,
-	 * and tells a DBA what it is.
+	 * A file of this name can only be left by a process that died with our
+	 * PID (containers reuse PIDs): probes of one directory never run at the
+	 * same time.  Without this, O_EXCL would fail and call the tablespace
+	 * torn.
 	 */
-	snprintf(path, sizeof(path), "%s/%s_wtsmgr_probe.%d",
-			 dir, PG_TEMP_FILE_PREFIX, MyProcPid);
+	(void) unlink(path);
 
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | PG_BINARY,
 			  pg_file_create_mode);
@@ -356,24 +401,6 @@ wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
 			snprintf(result->reason, sizeof(result->reason),
 					 "probe write was short: %zd of %d bytes", rc, BLCKSZ);
 
-#ifdef RWF_WRITETHROUGH
-
-		/*
-		 * Buffered atomic writes are only safe when they are also written
-		 * through at once; newer kernels offer both together.
-		 */
-		if (result->untorn)
-		{
-			int			bfd = open(path, O_RDWR | PG_BINARY);
-
-			if (bfd >= 0)
-			{
-				result->writethrough =
-					pwritev2(bfd, &iov, 1, 0, RWF_ATOMIC | RWF_WRITETHROUGH) == BLCKSZ;
-				close(bfd);
-			}
-		}
-#endif
 		pfree(page);
 	}
 
@@ -505,6 +532,12 @@ wtsmgr_probe_all_tablespaces(void)
 	DIR		   *dir;
 	struct dirent *de;
 
+	char		tsdir[MAXPGPATH];
+
+	wtsmgr_tablespace_dir(DEFAULTTABLESPACE_OID, tsdir, sizeof(tsdir));
+	remove_stale_probe_files(tsdir);
+	wtsmgr_tablespace_dir(GLOBALTABLESPACE_OID, tsdir, sizeof(tsdir));
+	remove_stale_probe_files(tsdir);
 	store_probe(DEFAULTTABLESPACE_OID, NULL);
 	store_probe(GLOBALTABLESPACE_OID, NULL);
 
@@ -519,6 +552,8 @@ wtsmgr_probe_all_tablespaces(void)
 		if (errno != 0 || *end != '\0' || end == de->d_name ||
 			oid == InvalidOid || oid > PG_UINT32_MAX)
 			continue;
+		wtsmgr_tablespace_dir((Oid) oid, tsdir, sizeof(tsdir));
+		remove_stale_probe_files(tsdir);
 		store_probe((Oid) oid, NULL);
 	}
 	FreeDir(dir);
@@ -531,10 +566,35 @@ wtsmgr_probe_all_tablespaces(void)
 WtsmgrTablespace *
 wtsmgr_get_tablespace(Oid spcoid)
 {
+	static bool warned_full = false;
 	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
 
 	if (ts != NULL || WtsmgrState == NULL)
 		return ts;
+
+	/*
+	 * Entries are never removed, so once every one is taken no tablespace
+	 * can get one: answer without the lock, which every write of a relation
+	 * there would otherwise take exclusively, and warn once per process
+	 * rather than at every write.
+	 */
+	if (pg_atomic_read_u32(&WtsmgrState->ntablespaces) >= WTSMGR_MAX_TABLESPACES)
+	{
+		if (!warned_full)
+		{
+			char		dir[MAXPGPATH];
+
+			warned_full = true;
+			wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("wtsmgr cannot track tablespace %u (\"%s\"): it tracks at most %d tablespaces",
+							spcoid, dir, WTSMGR_MAX_TABLESPACES),
+					 errdetail("This process does not say it again for this or other untracked tablespaces."),
+					 errhint("The tablespace keeps its full-page images, and its blocks are written by md.c.")));
+		}
+		return NULL;
+	}
 
 	Assert(CritSectionCount == 0);
 	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
@@ -568,17 +628,18 @@ wtsmgr_reprobe_tablespace(Oid spcoid)
  * Limits are per file: a file may, for instance, have been copied in from
  * elsewhere or sit on another filesystem behind a link.  A file that cannot
  * is reported with a WARNING and counted in wtsmgr_stat_io, and false is
- * returned: the write path then refuses to write it.
+ * returned: the write path then refuses to write it.  *limits gets the
+ * file's own limits, with which the write path plans its units.
  */
 bool
-wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path)
+wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path,
+						  WtsmgrAtomicLimits *limits)
 {
-	WtsmgrAtomicLimits limits;
 	char		reason[256];
 
-	if (wtsmgr_read_atomic_limits(path, &limits) != 0)
+	if (wtsmgr_read_atomic_limits(path, limits) != 0)
 		snprintf(reason, sizeof(reason), "statx failed: %m");
-	else if (limits_allow_untorn_blocks(&limits, reason, sizeof(reason)))
+	else if (limits_allow_untorn_blocks(limits, reason, sizeof(reason)))
 		return true;
 
 	wtsmgr_count_io(ts, WTSMGR_IO_NONATOMIC_FILES, 1);

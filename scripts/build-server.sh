@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # scripts/build-server.sh -- build the patched PostgreSQL 18 that wtsmgr needs.
 #
-# Usage: scripts/build-server.sh [--flavor debug|release] [--source DIR]
+# Usage: scripts/build-server.sh [--flavor debug|release|stock|debug-smallseg]
+#                                [--source DIR]
 #                                [--refresh-source] [--print-prefix]
 #
 #   --flavor debug    cassert, injection points, TAP tests (default; tests)
 #   --flavor release  optimized, no assertions (benchmarks)
 #   --flavor stock    like release, but without wtsmgr's patches: stock
 #                     PostgreSQL 18, the benchmarks' baseline
+#   --flavor debug-smallseg
+#                     test only: debug with 64 kB segment files
+#                     (--with-segsize-blocks=8), so that tests cross
+#                     segment boundaries with small relations; builds the
+#                     server, its programs and amcheck, nothing else
 #   --source DIR      build this PostgreSQL 18 source tree (e.g. a git
 #                     checkout) instead of Debian's source package; if it
 #                     lacks the hooks, patches/ are applied to a copy
@@ -38,7 +44,7 @@ while [ $# -gt 0 ]; do
 		--source=*) source_dir=${1#*=}; shift ;;
 		--refresh-source) refresh=1; shift ;;
 		--print-prefix) print_prefix=1; shift ;;
-		-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
 		*) die "unknown option $1" "see $0 --help" ;;
 	esac
 done
@@ -56,10 +62,14 @@ case $flavor in
 		configure_flags=(--enable-debug --enable-cassert --enable-tap-tests
 			--enable-injection-points)
 		cflags="-O2 -g" ;;
+	debug-smallseg)
+		configure_flags=(--enable-debug --enable-cassert --enable-tap-tests
+			--enable-injection-points --with-segsize-blocks=8)
+		cflags="-O2 -g" ;;
 	release|stock)
 		configure_flags=(--enable-tap-tests)
 		cflags="-O2" ;;
-	*) die "unknown flavor '$flavor'" "use --flavor debug or --flavor release" ;;
+	*) die "unknown flavor '$flavor'" "use --flavor debug, release, stock or debug-smallseg" ;;
 esac
 configure_flags+=(--with-liburing --with-openssl --with-icu --with-lz4
 	--with-zstd --with-readline)
@@ -244,9 +254,17 @@ cd "$base/build"
 run_logged "$base/configure.log" "configure" \
 	env CFLAGS="$cflags" "$src/configure" --prefix="$prefix" "${configure_flags[@]}"
 jobs=$(($(nproc) + 1))
-run_logged "$base/make.log" "compile server and contrib (make -j$jobs world-bin)" \
-	make -j"$jobs" world-bin
-run_logged "$base/install.log" "install into $prefix" make install-world-bin
+if [ "$flavor" = debug-smallseg ]; then
+	# only what its tests use: the server, its programs, amcheck
+	run_logged "$base/make.log" "compile server and amcheck (make -j$jobs)" \
+		sh -c "make -j$jobs && make -j$jobs -C contrib/amcheck"
+	run_logged "$base/install.log" "install into $prefix" \
+		sh -c "make install && make -C contrib/amcheck install"
+else
+	run_logged "$base/make.log" "compile server and contrib (make -j$jobs world-bin)" \
+		make -j"$jobs" world-bin
+	run_logged "$base/install.log" "install into $prefix" make install-world-bin
+fi
 if [ "$flavor" = debug ]; then
 	run_logged "$base/modules.log" "build and install injection_points" \
 		make -C src/test/modules/injection_points install
@@ -260,7 +278,8 @@ chmod -R a+rX "$base"
 touch "$base/.complete"
 
 # Older builds of this flavor (other patches or source) are of no more use.
-for old in "$WTSMGR_CACHE_DIR"/pg-*-"$flavor"-*; do
+# The key is 12 hex digits, so "debug" does not match "debug-smallseg".
+for old in "$WTSMGR_CACHE_DIR"/pg-*-"$flavor"-????????????; do
 	[ "$old" = "$base" ] || [ ! -d "$old" ] && continue
 	say "removing outdated build $old"
 	rm -rf "$old"

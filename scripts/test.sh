@@ -3,8 +3,9 @@
 #
 # Usage: scripts/test.sh
 #
-# 1. Builds (or reuses) the patched PostgreSQL 18 server, debug flavor.
-# 2. Builds and installs wtsmgr into that server.
+# 1. Builds (or reuses) the patched PostgreSQL 18 server, debug flavor, and
+#    the test-only debug-smallseg flavor (64 kB segment files).
+# 2. Builds and installs wtsmgr into those servers.
 # 3. As root, makes an XFS filesystem on a loop device, which has atomic
 #    writes, and exports its path as WTSMGR_ATOMIC_DIR; otherwise uses
 #    WTSMGR_ATOMIC_DIR if you set it, or tells you which tests are skipped.
@@ -13,6 +14,8 @@
 #      of the multiple-atomicity planner (test/split_test.c);
 #    - the pg_regress tests in sql/ against a temporary instance with
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
+#    - the TAP tests that need small segments (t/010_small_segments.pl),
+#      against the debug-smallseg server;
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
@@ -28,6 +31,9 @@ set -euo pipefail
 
 prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor debug --print-prefix)
 pg_config=$prefix/bin/pg_config
+# Relations that span segment files, without gigabytes of data; cached
+# like the debug build, so it is built once.
+ss_prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor debug-smallseg --print-prefix)
 # shellcheck disable=SC1091
 . "$prefix/wtsmgr-build.info"	# source=, build=, version=
 
@@ -40,10 +46,15 @@ ensure_user
 # the tree: pg_regress and prove write their results next to the tests.
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/wtsmgr-test.XXXXXX")
 chmod 755 "$work"
-mkdir -p "$work/src"
-tar -C "$WTSMGR_ROOT" --exclude=.git --exclude='*.o' --exclude='*.so' \
-	--exclude='*.bc' --exclude=tmp_check --exclude=tmp_check_regress \
-	--exclude=results -cf - . | tar -C "$work/src" -xf -
+# The small-segment server gets its own copy: wtsmgr is compiled for it.
+for copy in src smallseg; do
+	mkdir -p "$work/$copy"
+	tar -C "$WTSMGR_ROOT" --exclude=.git --exclude='*.o' --exclude='*.so' \
+		--exclude='*.bc' --exclude=tmp_check --exclude=tmp_check_regress \
+		--exclude=results -cf - . | tar -C "$work/$copy" -xf -
+done
+say "building and installing wtsmgr into $ss_prefix"
+make -s -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" install >/dev/null
 if is_root; then
 	chown -R "$WTSMGR_USER" "$work"
 fi
@@ -152,6 +163,10 @@ run_suite regress "$count_regress" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
 run_suite tap "$count_prove" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck REGRESS= PROVE_FLAGS=-v
+# The TAP tests that skip themselves on servers with 1 GB segments.
+run_suite tap-smallseg "$count_prove" \
+	make -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" installcheck \
+	REGRESS= PROVE_TESTS=t/010_small_segments.pl PROVE_FLAGS=-v
 
 # PostgreSQL's own regression suite, on the atomic filesystem when there
 # is one, against a server with wtsmgr preloaded.

@@ -58,11 +58,11 @@ DROP ROLE regress_wtsmgr_nobody;
 
 -- Settings are checked when set.
 ALTER SYSTEM SET wtsmgr.keep_full_page_images_tablespaces = 'a,,b';
-ALTER SYSTEM SET wtsmgr.io_method = 'bogus';
 ALTER SYSTEM SET wtsmgr.skip_full_page_images = 'maybe';
 SET wtsmgr.no_such_setting = 1;
 SHOW wtsmgr.skip_full_page_images;
 SHOW wtsmgr.keep_full_page_images_tablespaces;
+-- There is no choice of I/O method to pretend to make: writes are O_DIRECT.
 SHOW wtsmgr.io_method;
 
 -- The DBA's views: their shape.
@@ -91,7 +91,9 @@ DROP EXTENSION pg_walinspect;
 -- reason always come together.
 SELECT tablespace, path, probed_at IS NOT NULL AS probed,
        untorn_blocks = (reason LIKE 'RWF_ATOMIC write of 8192 bytes proven%') AS reason_matches,
-       full_page_images LIKE 'kept: %' AS images_kept
+       full_page_images LIKE 'kept: %' AS images_kept,
+       io_method = CASE WHEN untorn_blocks THEN 'direct' ELSE 'buffered' END
+         AS io_method_matches
 FROM wtsmgr_tablespaces WHERE tablespace IN ('pg_default', 'pg_global')
 ORDER BY 1;
 SELECT fork, tablespace FROM wtsmgr_relation('pg_class') ORDER BY 1;
