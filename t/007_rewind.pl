@@ -90,7 +90,11 @@ $p->safe_psql('postgres', 'CHECKPOINT');
 $p->wait_for_catchup($s);
 $s->promote;
 
-# On the old primary: commit, and a reader sets the hint bits.
+# On the old primary: commit, and a reader sets the hint bits, once the
+# checkpoint's cycle is announced (before that, images are kept).
+$p->poll_query_until('postgres',
+	q{SELECT full_page_images = 'skipped' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
+  or die 'the checkpoint cycle was never announced';
 my $lsn_hint = $p->lsn('insert');
 $p->safe_psql('postgres', q{COMMIT PREPARED 'p1'});
 is($p->safe_psql('postgres', 'SELECT count(*) FROM t'), '1',
