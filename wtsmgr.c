@@ -72,6 +72,7 @@ static const struct config_enum_entry wtsmgr_durability_options[] = {
 int			wtsmgr_durability = WTSMGR_DURABILITY_FSYNC;
 int			wtsmgr_io_uring_entries = 64;
 int			wtsmgr_extent_size_hint = 64;
+int			wtsmgr_max_tablespaces = 256;
 
 WtsmgrShared *WtsmgrState = NULL;
 
@@ -170,6 +171,15 @@ _PG_init(void)
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("wtsmgr.max_tablespaces",
+							"Number of tablespaces wtsmgr tracks.",
+							"Tablespaces beyond it, pg_default and pg_global included, keep their full-page images and are written by md.c.",
+							&wtsmgr_max_tablespaces,
+							256, 2, 65536,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	wtsmgr_fpi_init();
 
 	MarkGUCPrefixReserved("wtsmgr");
@@ -183,13 +193,20 @@ _PG_init(void)
 	storage_manager_id = wtsmgr_smgr_id;
 }
 
+static Size
+wtsmgr_shmem_size(void)
+{
+	return add_size(offsetof(WtsmgrShared, tablespaces),
+					mul_size(wtsmgr_max_tablespaces, sizeof(WtsmgrTablespace)));
+}
+
 static void
 wtsmgr_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 
-	RequestAddinShmemSpace(MAXALIGN(sizeof(WtsmgrShared)));
+	RequestAddinShmemSpace(MAXALIGN(wtsmgr_shmem_size()));
 	RequestNamedLWLockTranche("wtsmgr", 1);
 }
 
@@ -202,10 +219,10 @@ wtsmgr_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	WtsmgrState = ShmemInitStruct("wtsmgr", sizeof(WtsmgrShared), &found);
+	WtsmgrState = ShmemInitStruct("wtsmgr", wtsmgr_shmem_size(), &found);
 	if (!found)
 	{
-		memset(WtsmgrState, 0, sizeof(WtsmgrShared));
+		memset(WtsmgrState, 0, wtsmgr_shmem_size());
 		for (int i = 0; i < WTSMGR_NUM_COUNTERS; i++)
 			pg_atomic_init_u64(&WtsmgrState->counters[i], 0);
 		WtsmgrState->lock = &(GetNamedLWLockTranche("wtsmgr"))->lock;
@@ -213,7 +230,7 @@ wtsmgr_shmem_startup(void)
 		pg_atomic_init_u32(&WtsmgrState->announcer_procno,
 						   (uint32) INVALID_PROC_NUMBER);
 		pg_atomic_init_u32(&WtsmgrState->announcer_wakeup, 0);
-		for (int t = 0; t < WTSMGR_MAX_TABLESPACES; t++)
+		for (int t = 0; t < wtsmgr_max_tablespaces; t++)
 		{
 			WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
 
@@ -271,6 +288,9 @@ wtsmgr_create(SMgrRelation reln, ForkNumber forknum, bool isRedo)
 {
 	mdcreate(reln, forknum, isRedo);
 	wtsmgr_count(WTSMGR_COUNT_CREATE, 1);
+	/* a tablespace re-created under the same OID is probed anew here */
+	if (CritSectionCount == 0)
+		(void) wtsmgr_get_tablespace(reln->smgr_rlocator.locator.spcOid, true);
 	(void) wtsmgr_relation_tablespace(reln);
 }
 
@@ -602,8 +622,8 @@ wtsmgr_probe(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not probe tablespace \"%s\": wtsmgr tracks at most %d tablespaces",
-						spcname, WTSMGR_MAX_TABLESPACES),
-				 errhint("The tablespace keeps its full-page images.")));
+						spcname, wtsmgr_max_tablespaces),
+				 errhint("The tablespace keeps its full-page images. Raise wtsmgr.max_tablespaces and restart to track more.")));
 
 	tablespace_row(spcoid, spcname, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

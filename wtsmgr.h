@@ -151,16 +151,14 @@ typedef struct WtsmgrTablespace
 	pg_atomic_uint32 replay_unsafe;
 
 	WtsmgrProbeResult probe;	/* last probe's findings */
+	uint64		dir_dev;		/* identity of the directory it probed: a */
+	uint64		dir_ino;		/* tablespace re-created with the same OID
+								 * is another directory, probed anew */
 	TimestampTz probed_at;
 	pg_atomic_uint64 io[WTSMGR_NUM_IO_COUNTERS];
 	TimestampTz stats_reset;
 } WtsmgrTablespace;
 
-/*
- * Tablespaces beyond this many are not probed and keep their full-page
- * images; wtsmgr says so in the server log.
- */
-#define WTSMGR_MAX_TABLESPACES 256
 
 typedef struct WtsmgrShared
 {
@@ -170,7 +168,8 @@ typedef struct WtsmgrShared
 	pg_atomic_uint32 announcer_procno;	/* its ProcNumber, or
 										 * INVALID_PROC_NUMBER */
 	pg_atomic_uint32 announcer_wakeup;	/* its latch is set already */
-	WtsmgrTablespace tablespaces[WTSMGR_MAX_TABLESPACES];
+	/* wtsmgr.max_tablespaces entries */
+	WtsmgrTablespace tablespaces[FLEXIBLE_ARRAY_MEMBER];
 } WtsmgrShared;
 
 /* wtsmgr.durability */
@@ -185,6 +184,7 @@ extern WtsmgrShared *WtsmgrState;
 extern int	wtsmgr_durability;
 extern int	wtsmgr_io_uring_entries;
 extern int	wtsmgr_extent_size_hint;
+extern int	wtsmgr_max_tablespaces;
 
 static inline void
 wtsmgr_count(WtsmgrCounter counter, uint64 n)
@@ -253,7 +253,7 @@ extern bool wtsmgr_set_extent_size_hint(int fd, uint32 bytes);
 extern void wtsmgr_tablespace_dir(Oid spcoid, char *buf, size_t size);
 extern void wtsmgr_probe_all_tablespaces(void);
 extern WtsmgrTablespace *wtsmgr_find_tablespace(Oid spcoid);
-extern WtsmgrTablespace *wtsmgr_get_tablespace(Oid spcoid);
+extern WtsmgrTablespace *wtsmgr_get_tablespace(Oid spcoid, bool verify);
 extern WtsmgrTablespace *wtsmgr_reprobe_tablespace(Oid spcoid);
 extern bool wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path,
 									  WtsmgrAtomicLimits *limits);

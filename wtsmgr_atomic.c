@@ -175,7 +175,7 @@ wtsmgr_relation_tablespace(SMgrRelation reln)
 
 		if (CritSectionCount > 0)
 			return wtsmgr_find_tablespace(spcoid);
-		wreln->wt_tablespace = wtsmgr_get_tablespace(spcoid);
+		wreln->wt_tablespace = wtsmgr_get_tablespace(spcoid, false);
 	}
 	return wreln->wt_tablespace;
 }

@@ -258,7 +258,7 @@ wtsmgr_redo(XLogReaderState *record)
 		if (stat(dir, &st) != 0 && errno == ENOENT)
 			continue;
 
-		ts = wtsmgr_get_tablespace(spcoid);
+		ts = wtsmgr_get_tablespace(spcoid, false);
 		if (ts != NULL && pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN)
 			continue;			/* replay writes it atomically too */
 
@@ -421,10 +421,10 @@ publish_decisions(void)
 static void
 announce(void)
 {
+	static Oid *spcoids = NULL;
+	static WtsmgrTablespace **listed = NULL;
 	XLogRecPtr	redo = GetRedoRecPtr();
 	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
-	Oid			spcoids[WTSMGR_MAX_TABLESPACES];
-	WtsmgrTablespace *listed[WTSMGR_MAX_TABLESPACES];
 	int			nlisted = 0;
 	bool		news = false;
 	xl_wtsmgr_untorn hdr;
@@ -436,6 +436,14 @@ announce(void)
 	 */
 	if (!XLogImagesOnlyForTornPages())
 		return;
+
+	if (spcoids == NULL)
+	{
+		spcoids = MemoryContextAlloc(TopMemoryContext,
+									 sizeof(Oid) * wtsmgr_max_tablespaces);
+		listed = MemoryContextAlloc(TopMemoryContext,
+									sizeof(WtsmgrTablespace *) * wtsmgr_max_tablespaces);
+	}
 
 	pg_read_barrier();
 	for (uint32 t = 0; t < n; t++)

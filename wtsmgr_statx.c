@@ -35,6 +35,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/injection_point.h"
 #include "utils/timestamp.h"
 
 #include "wtsmgr.h"
@@ -442,7 +444,7 @@ wtsmgr_find_tablespace(Oid spcoid)
 		return NULL;
 
 	n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
-	/* pairs with the write barrier in store_probe() */
+	/* pairs with the write barrier in publish_probe() */
 	pg_read_barrier();
 	for (uint32 i = 0; i < n; i++)
 	{
@@ -453,16 +455,69 @@ wtsmgr_find_tablespace(Oid spcoid)
 }
 
 /*
- * Probe a tablespace and store the result in its entry, which is made if
- * ts is NULL.  The caller holds WtsmgrState->lock exclusively, or is the
+ * What a probe of a tablespace found, with the identity of the directory
+ * it examined.  Probing does file I/O, which may be slow or hang on a sick
+ * filesystem, so it is done without holding WtsmgrState->lock; only
+ * publishing the result takes it (publish_probe()).
+ */
+typedef struct WtsmgrProbe
+{
+	WtsmgrProbeResult result;
+	TimestampTz probed_at;
+	uint64		dir_dev;
+	uint64		dir_ino;
+} WtsmgrProbe;
+
+/*
+ * Identity (device, inode) of a tablespace's directory; zeros if it cannot
+ * be examined.
+ */
+static void
+tablespace_dir_identity(Oid spcoid, uint64 *dev, uint64 *ino)
+{
+	char		dir[MAXPGPATH];
+	struct stat st;
+
+	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+	if (stat(dir, &st) != 0)
+	{
+		*dev = 0;
+		*ino = 0;
+		return;
+	}
+	*dev = (uint64) st.st_dev;
+	*ino = (uint64) st.st_ino;
+}
+
+/*
+ * Probe a tablespace, holding no lock.
+ */
+static void
+probe_tablespace(Oid spcoid, WtsmgrProbe *probe)
+{
+	char		dir[MAXPGPATH];
+
+	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+	tablespace_dir_identity(spcoid, &probe->dir_dev, &probe->dir_ino);
+
+	/* lets tests stall a probe, to see that it blocks nobody else */
+	INJECTION_POINT("wtsmgr-probe", NULL);
+
+	wtsmgr_probe_directory(dir, &probe->result);
+	probe->probed_at = GetCurrentTimestamp();
+}
+
+/*
+ * Store a probe's result in a tablespace's entry, which is made if ts is
+ * NULL.  The caller holds WtsmgrState->lock exclusively, or is the
  * postmaster before any other process exists.  Returns the entry, or NULL if
  * there is no room for another.
  */
 static WtsmgrTablespace *
-store_probe(Oid spcoid, WtsmgrTablespace *ts)
+publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
 {
 	char		dir[MAXPGPATH];
-	WtsmgrProbeResult result;
+	const WtsmgrProbeResult *result = &probe->result;
 	bool		is_new = (ts == NULL);
 	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
 
@@ -470,24 +525,39 @@ store_probe(Oid spcoid, WtsmgrTablespace *ts)
 
 	if (is_new)
 	{
-		if (n >= WTSMGR_MAX_TABLESPACES)
+		if (n >= wtsmgr_max_tablespaces)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("wtsmgr cannot track tablespace %u (\"%s\"): it tracks at most %d tablespaces",
-							spcoid, dir, WTSMGR_MAX_TABLESPACES),
-					 errhint("The tablespace keeps its full-page images.")));
+							spcoid, dir, wtsmgr_max_tablespaces),
+					 errhint("The tablespace keeps its full-page images. Raise wtsmgr.max_tablespaces and restart to track more.")));
 			return NULL;
 		}
 		ts = &WtsmgrState->tablespaces[n];
 		ts->spcoid = spcoid;
 		ts->stats_reset = GetCurrentTimestamp();
 	}
+	else if (ts->dir_dev != probe->dir_dev || ts->dir_ino != probe->dir_ino)
+	{
+		/*
+		 * Another directory under the same OID: the tablespace was dropped
+		 * and a new one got its OID.  Nothing of the old one is left to be
+		 * written, so the new one starts afresh, off the atomic path unless
+		 * this probe puts it there.
+		 */
+		pg_atomic_write_u32(&ts->state, WTSMGR_TS_UNPROBED);
+		pg_atomic_write_u64(&ts->announced_redo, 0);	/* none */
+		pg_write_barrier();
+		pg_atomic_write_u32(&ts->atomic_path, 0);
+		pg_atomic_write_u32(&ts->replay_unsafe, 0);
+	}
 
-	wtsmgr_probe_directory(dir, &result);
-	ts->probe = result;
-	ts->probed_at = GetCurrentTimestamp();
-	if (result.untorn)
+	ts->probe = *result;
+	ts->probed_at = probe->probed_at;
+	ts->dir_dev = probe->dir_dev;
+	ts->dir_ino = probe->dir_ino;
+	if (result->untorn)
 	{
 		/* from now on, every write there is atomic: see wtsmgr_fpi.c */
 		pg_atomic_write_u32(&ts->atomic_path, 1);
@@ -513,11 +583,24 @@ store_probe(Oid spcoid, WtsmgrTablespace *ts)
 	ereport(LOG,
 			(errmsg("wtsmgr: tablespace %u (\"%s\"): %s",
 					spcoid, dir,
-					result.untorn ? "blocks are written untorn" :
+					result->untorn ? "blocks are written untorn" :
 					"blocks may tear; full-page images are kept"),
-			 errdetail("%s", result.reason)));
+			 errdetail("%s", result->reason)));
 
 	return ts;
+}
+
+/*
+ * Probe a tablespace and publish the result, from the postmaster before any
+ * other process exists.
+ */
+static void
+store_probe(Oid spcoid)
+{
+	WtsmgrProbe probe;
+
+	probe_tablespace(spcoid, &probe);
+	(void) publish_probe(spcoid, NULL, &probe);
 }
 
 /*
@@ -538,8 +621,8 @@ wtsmgr_probe_all_tablespaces(void)
 	remove_stale_probe_files(tsdir);
 	wtsmgr_tablespace_dir(GLOBALTABLESPACE_OID, tsdir, sizeof(tsdir));
 	remove_stale_probe_files(tsdir);
-	store_probe(DEFAULTTABLESPACE_OID, NULL);
-	store_probe(GLOBALTABLESPACE_OID, NULL);
+	store_probe(DEFAULTTABLESPACE_OID);
+	store_probe(GLOBALTABLESPACE_OID);
 
 	dir = AllocateDir(PG_TBLSPC_DIR);
 	while ((de = ReadDir(dir, PG_TBLSPC_DIR)) != NULL)
@@ -554,23 +637,42 @@ wtsmgr_probe_all_tablespaces(void)
 			continue;
 		wtsmgr_tablespace_dir((Oid) oid, tsdir, sizeof(tsdir));
 		remove_stale_probe_files(tsdir);
-		store_probe((Oid) oid, NULL);
+		store_probe((Oid) oid);
 	}
 	FreeDir(dir);
 }
 
 /*
  * wtsmgr_get_tablespace() -- The entry for a tablespace, probing it first if
- * it is new.  Must not be called in a critical section.
+ * it is new.  With verify, a known tablespace whose directory is not the one
+ * it was probed in (dropped, and another created with its OID) is probed
+ * again.  Must not be called in a critical section.
  */
 WtsmgrTablespace *
-wtsmgr_get_tablespace(Oid spcoid)
+wtsmgr_get_tablespace(Oid spcoid, bool verify)
 {
 	static bool warned_full = false;
 	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
+	WtsmgrProbe probe;
 
-	if (ts != NULL || WtsmgrState == NULL)
-		return ts;
+	if (WtsmgrState == NULL)
+		return NULL;
+	if (ts != NULL)
+	{
+		uint64		dev;
+		uint64		ino;
+		bool		same;
+
+		if (!verify)
+			return ts;
+		tablespace_dir_identity(spcoid, &dev, &ino);
+		LWLockAcquire(WtsmgrState->lock, LW_SHARED);
+		same = (ts->dir_dev == dev && ts->dir_ino == ino);
+		LWLockRelease(WtsmgrState->lock);
+		if (same || (dev == 0 && ino == 0))
+			return ts;
+		return wtsmgr_reprobe_tablespace(spcoid);
+	}
 
 	/*
 	 * Entries are never removed, so once every one is taken no tablespace
@@ -578,7 +680,7 @@ wtsmgr_get_tablespace(Oid spcoid)
 	 * there would otherwise take exclusively, and warn once per process
 	 * rather than at every write.
 	 */
-	if (pg_atomic_read_u32(&WtsmgrState->ntablespaces) >= WTSMGR_MAX_TABLESPACES)
+	if (pg_atomic_read_u32(&WtsmgrState->ntablespaces) >= wtsmgr_max_tablespaces)
 	{
 		if (!warned_full)
 		{
@@ -589,33 +691,41 @@ wtsmgr_get_tablespace(Oid spcoid)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("wtsmgr cannot track tablespace %u (\"%s\"): it tracks at most %d tablespaces",
-							spcoid, dir, WTSMGR_MAX_TABLESPACES),
+							spcoid, dir, wtsmgr_max_tablespaces),
 					 errdetail("This process does not say it again for this or other untracked tablespaces."),
-					 errhint("The tablespace keeps its full-page images, and its blocks are written by md.c.")));
+					 errhint("The tablespace keeps its full-page images, and its blocks are written by md.c. Raise wtsmgr.max_tablespaces and restart to track more.")));
 		}
 		return NULL;
 	}
 
+	/*
+	 * Probe without the lock, so that a slow filesystem stalls only us; if
+	 * another process published the tablespace meanwhile, its probe wins.
+	 */
 	Assert(CritSectionCount == 0);
+	probe_tablespace(spcoid, &probe);
 	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
 	ts = wtsmgr_find_tablespace(spcoid);
 	if (ts == NULL)
-		ts = store_probe(spcoid, NULL);
+		ts = publish_probe(spcoid, NULL, &probe);
 	LWLockRelease(WtsmgrState->lock);
 
 	return ts;
 }
 
 /*
- * wtsmgr_reprobe_tablespace() -- Probe a tablespace again.
+ * wtsmgr_reprobe_tablespace() -- Probe a tablespace again, without holding
+ * the lock while the probe does its I/O.
  */
 WtsmgrTablespace *
 wtsmgr_reprobe_tablespace(Oid spcoid)
 {
 	WtsmgrTablespace *ts;
+	WtsmgrProbe probe;
 
+	probe_tablespace(spcoid, &probe);
 	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
-	ts = store_probe(spcoid, wtsmgr_find_tablespace(spcoid));
+	ts = publish_probe(spcoid, wtsmgr_find_tablespace(spcoid), &probe);
 	LWLockRelease(WtsmgrState->lock);
 
 	return ts;

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, wtsmgr developers
 #
-# More tablespaces than wtsmgr tracks.  pg_default and pg_global take two of
-# the entries; the tablespaces beyond the last entry keep their full-page
+# More tablespaces than wtsmgr tracks (wtsmgr.max_tablespaces, 8 here).
+# pg_default and pg_global take two of the entries; the tablespaces beyond the last entry keep their full-page
 # images and are written by md.c.  Writing them must not take wtsmgr's lock
 # nor warn at every write: a process warns once.
 
@@ -15,11 +15,12 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('many');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'wtsmgr'");
+$node->append_conf('postgresql.conf', 'wtsmgr.max_tablespaces = 8');
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION wtsmgr');
 
-# 254 user tablespaces fill the 256 entries; three more are untracked.
-my $n = 257;
+# 6 user tablespaces fill the 8 entries; three more are untracked.
+my $n = 9;
 my $sql = '';
 for my $i (1 .. $n)
 {
@@ -38,22 +39,22 @@ is( $node->safe_psql(
 		q{SELECT count(*) FILTER (WHERE probed_at IS NOT NULL),
 		         count(*) FILTER (WHERE full_page_images = 'kept: not probed yet')
 		  FROM wtsmgr_tablespaces}),
-	'256|3', '256 tracked, 3 untracked and keeping their images');
+	'8|3', '8 tracked, 3 untracked and keeping their images');
 
 # A new process writing both untracked tablespaces, many times.
 ($ret, $stdout, $stderr) = $node->psql(
 	'postgres', qq{
-	INSERT INTO t_256 SELECT generate_series(1, 20000);
-	INSERT INTO t_257 SELECT generate_series(1, 20000);
-	UPDATE t_256 SET x = x + 1;
-	UPDATE t_257 SET x = x + 1;
+	INSERT INTO t_8 SELECT generate_series(1, 20000);
+	INSERT INTO t_9 SELECT generate_series(1, 20000);
+	UPDATE t_8 SET x = x + 1;
+	UPDATE t_9 SET x = x + 1;
 	CHECKPOINT});
 is($ret, 0, 'writes to untracked tablespaces succeed');
 @warnings = ($stderr =~ /WARNING:  wtsmgr cannot track tablespace/g);
 is(scalar(@warnings), 1, 'and the process warns once, not at every write');
 is( $node->safe_psql(
 		'postgres',
-		q{SELECT (SELECT sum(x) FROM t_256), (SELECT sum(x) FROM t_257)}),
+		q{SELECT (SELECT sum(x) FROM t_8), (SELECT sum(x) FROM t_9)}),
 	'200030000|200030000', 'the data reads back');
 
 $node->stop;
