@@ -15,6 +15,8 @@
 #    - the pg_regress tests in sql/ against a temporary instance with
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - the TAP tests that need small segments (t/010_small_segments.pl),
+#      and t/030_checkpoint_runs.pl again, whose runs must then be split at
+#      segment boundaries,
 #      against the debug-smallseg server;
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem.
@@ -161,12 +163,16 @@ run_suite unit "$count_regress" \
 	make -s -C "$work/src" PG_CONFIG="$pg_config" check-split
 run_suite regress "$count_regress" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
+# t/010 needs small segment files: it runs in tap-smallseg only (here it
+# would skip itself, and a skip is no pass).
+main_tap=$(cd "$work/src" && ls t/*.pl | grep -v '^t/010_small_segments\.pl$' | tr '\n' ' ')
 run_suite tap "$count_prove" \
-	make -C "$work/src" PG_CONFIG="$pg_config" installcheck REGRESS= PROVE_FLAGS=-v
-# The TAP tests that skip themselves on servers with 1 GB segments.
+	make -C "$work/src" PG_CONFIG="$pg_config" installcheck REGRESS= PROVE_FLAGS=-v \
+	PROVE_TESTS="$main_tap"
+# The TAP tests that need small segments, and t/030 again, split there.
 run_suite tap-smallseg "$count_prove" \
 	make -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" installcheck \
-	REGRESS= PROVE_TESTS=t/010_small_segments.pl PROVE_FLAGS=-v
+	REGRESS= PROVE_TESTS='t/010_small_segments.pl t/030_checkpoint_runs.pl' PROVE_FLAGS=-v
 
 # PostgreSQL's own regression suite, on the atomic filesystem when there
 # is one, against a server with wtsmgr preloaded.

@@ -176,7 +176,7 @@ ok( $node->log_contains(
 		$log_offset),
 	'a WARNING (53100) names the tablespace and says checkpoints cannot complete');
 ok( $node->log_contains(
-		qr/ERROR:  53100: could not write 8192 bytes atomically to file "pg_tblspc\/$ts_oid\/[^"]+" at offset \d+: No space left on device/,
+		qr/ERROR:  53100: could not write \d+ bytes atomically to file "pg_tblspc\/$ts_oid\/[^"]+" at offset \d+: No space left on device/,
 		$log_offset),
 	'the write fails with ERROR 53100 (disk full)');
 

@@ -79,7 +79,11 @@ my ($ret, $stdout, $stderr) = $node->psql(
 	CREATE TABLE t_c (x int) TABLESPACE ts_c;
 	INSERT INTO t_c SELECT generate_series(1, 10000);
 	CHECKPOINT;
-	SELECT untorn_blocks FROM wtsmgr_tablespaces WHERE tablespace = 'ts_c'});
+	SELECT untorn_blocks FROM wtsmgr_tablespaces WHERE tablespace = 'ts_c'},
+	# (a wait for an LWLock cannot be cancelled: if the stalled probe held
+	# wtsmgr's lock, this would hang, so time it out)
+	timeout => 60, timed_out => \my $timed_out);
+ok(!$timed_out, 'nobody waits for the stalled probe');
 is($ret, 0, 'while a probe of ts_a is stalled, others write, checkpoint and probe')
   or diag $stderr;
 is($stdout, 't', 'the new tablespace was probed meanwhile');
@@ -106,9 +110,11 @@ $node->safe_psql('postgres', 'INSERT INTO t_b VALUES (1)');
 $node->poll_query_until('postgres',
 	q{SELECT full_page_images = 'skipped' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_b'})
   or die 'ts_b was never announced';
+# a commit flushes the WAL that holds the announcement, for pg_walinspect
+$node->safe_psql('postgres', 'INSERT INTO t_b VALUES (2)');
 my $announced = $node->safe_psql(
 	'postgres', qq{
-	SELECT string_agg(description, ';') FROM pg_get_wal_records_info('$lsn1', pg_current_wal_insert_lsn())
+	SELECT string_agg(description, ';') FROM pg_get_wal_records_info('$lsn1', pg_current_wal_flush_lsn())
 	WHERE resource_manager = 'wtsmgr'});
 like($announced, qr/tablespaces/, "the cycle is announced: $announced");
 unlike($announced, qr/\b$oid_a\b/, 'without the dropped tablespace');
@@ -123,6 +129,22 @@ $node->command_ok(
 	  '--options' => '-b', '--wait', 'start' ],
 	'restart in binary upgrade mode');
 $node->_update_pid(1);
+
+# In binary upgrade mode every new relation needs its OIDs set.
+my $next_oid = 900000;
+sub create_table_bu
+{
+	my ($table, $ts) = @_;
+	my ($type, $array, $rel) = ($next_oid, $next_oid + 1, $next_oid + 2);
+	$next_oid += 3;
+	return qq{
+	SELECT binary_upgrade_set_next_pg_type_oid($type);
+	SELECT binary_upgrade_set_next_array_pg_type_oid($array);
+	SELECT binary_upgrade_set_next_heap_pg_class_oid($rel);
+	SELECT binary_upgrade_set_next_heap_relfilenode($rel);
+	CREATE TABLE $table (x int) TABLESPACE $ts;};
+}
+
 # The restart forgot ts_a; make the server learn it under the old
 # directory first, as a running server that saw it would have.
 my $ts_a2 = "$atomic_dir/ts_life_a2_$$";
@@ -131,7 +153,7 @@ $node->safe_psql(
 	'postgres', qq{
 	SELECT binary_upgrade_set_next_pg_tablespace_oid($oid_a);
 	CREATE TABLESPACE ts_a2 LOCATION '$ts_a2';
-	CREATE TABLE t_a2 (x int) TABLESPACE ts_a2;
+	} . create_table_bu('t_a2', 'ts_a2') . qq{
 	INSERT INTO t_a2 VALUES (1);
 	CHECKPOINT;
 	DROP TABLE t_a2;
@@ -143,7 +165,7 @@ is( $node->safe_psql(
 	'postgres', qq{
 	SELECT binary_upgrade_set_next_pg_tablespace_oid($oid_a);
 	CREATE TABLESPACE ts_reused LOCATION '$plain';
-	CREATE TABLE t_reused (x int) TABLESPACE ts_reused;
+	} . create_table_bu('t_reused', 'ts_reused') . qq{
 	INSERT INTO t_reused SELECT generate_series(1, 5000);
 	CHECKPOINT;
 	SELECT oid FROM pg_tablespace WHERE spcname = 'ts_reused'});
@@ -154,7 +176,7 @@ is( $node->safe_psql(
 		'postgres',
 		q{SELECT untorn_blocks || '|' || full_page_images FROM wtsmgr_tablespaces
 		  WHERE tablespace = 'ts_reused'}),
-	'f|kept: blocks may tear',
+	'false|kept: blocks may tear',
 	'it was probed anew: its blocks may tear and it keeps its images');
 is($node->safe_psql('postgres', 'SELECT sum(x) FROM t_reused'),
 	'12502500', 'its data reads back');

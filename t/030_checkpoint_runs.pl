@@ -7,6 +7,8 @@
 # - pg_stat_io: the checkpointer's writes carry more than one block each on
 #   average (write_bytes / writes), and more with io_combine_limit = 16 than
 #   with io_combine_limit = 1 (the control: one block per call, as stock);
+# - no write is longer than a segment file (run with 64 kB segments by
+#   scripts/test.sh too, where runs are split at every eighth block);
 # - the data written by runs into the untorn tablespace equals the same
 #   workload's data written by md.c into the plain one (a fingerprint of
 #   every row), before and after a crash, and pg_amcheck and pg_checksums
@@ -106,6 +108,13 @@ cmp_ok($per_write, '>', 4,
 	sprintf('io_combine_limit = 16: %.1f blocks per checkpoint write (%d writes)',
 		$per_write, $w16));
 cmp_ok($w16, '<', $w1 / 4, 'far fewer write calls than one per block');
+# With small segment files (the debug-smallseg server), runs stop at segment
+# boundaries, which md.c and wtsmgr cannot write across in one call.
+my $seg_blocks = $node->safe_psql('postgres',
+	q{SELECT setting::int * 8192 / current_setting('block_size')::int
+	  FROM pg_settings WHERE name = 'segment_size'});
+cmp_ok($per_write, '<=', $seg_blocks,
+	"no checkpoint write spans more than a segment ($seg_blocks blocks)");
 cmp_ok(
 	$node->safe_psql('postgres',
 		q{SELECT batches + atomic_units FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
