@@ -525,7 +525,7 @@ report=$out/report.md
 						row="$row | $(fmt "$(median "$scen" "$config" "$scale" $((k + j)))" %.0f)"
 					done
 					bpu=-
-					[ "${bt%:*}" = checkpointer ] && bpu=$(median "$scen" "$config" "$scale" 33)
+					[ "${bt%:*}" = checkpointer ] && bpu=$(fmt "$(median "$scen" "$config" "$scale" 33)" %.2f)
 					echo "$row | $bpu |"
 				done
 			done
@@ -583,7 +583,11 @@ if command -v gnuplot >/dev/null; then
 else
 	say "gnuplot is not installed: no plot"
 fi
-cp "$results" "$out/runs.tsv"
+{
+	echo "# scenario config scale repeat tps tps_sd cov zero_s p99_ms wal_bytes_per_txn wal_fpi checkpoints ckpt_write_s ckpt_sync_s" \
+		"$(for b in client ckpt bgw; do printf '%s_reads %s_read_ms %s_us_per_read %s_writes %s_write_ms %s_us_per_write ' $b $b $b $b $b $b; done)blocks_per_atomic_unit"
+	cat "$results"
+} >"$out/runs.tsv"
 
 cat "$report"
 say "report: $report (per run: $out/runs.tsv)"
