@@ -1,51 +1,119 @@
 #!/usr/bin/env bash
 # bench/pgbench_report.sh -- wtsmgr against stock PostgreSQL 18, in pgbench.
 #
-# Usage: bench/pgbench_report.sh [--duration SECONDS] [--scales "5 20"]
-#                                [--out DIR]
+# Usage: bench/pgbench_report.sh [--duration SECONDS] [--repeats N]
+#            [--wal-cap MB_PER_S] [--scenarios "capped uncapped"]
+#            [--scales "20"] [--capped-scale 20] [--capped-configs "..."]
+#            [--uncapped-configs "..."] [--out DIR]
 #
-# In one invocation, on the same atomic XFS filesystem and the same data set
-# (one pgbench database per scale, copied for each run), runs
-# pgbench TPC-B (4 clients, --duration seconds, default 60) against:
-#   1. stock_fpw_on   stock PostgreSQL 18, full_page_writes = on
-#   2. stock_fpw_off  stock PostgreSQL 18, full_page_writes = off (no
-#                     torn-page protection: the upper bound)
-#   3. wtsmgr_fsync   wtsmgr, wtsmgr.durability = fsync
-#   4. wtsmgr_dsync   wtsmgr, wtsmgr.durability = dsync
-#   5. wtsmgr_mixed   wtsmgr (fsync), with pgbench_branches, _tellers and
-#                     _history in a tablespace on the root filesystem
-# at two scales (default 5, which fits shared_buffers = 128MB, and 20,
-# more than twice as large), with checkpoint_timeout = 30s, and records per
-# run: TPS, the standard deviation of per-second TPS, p99 latency, WAL bytes
-# per transaction and full-page images (pg_stat_wal), and checkpoint write
-# and sync time (pg_stat_checkpointer), with ratios to 1 and 2.  Writes
-# report.md and tps.png (TPS over time, gnuplot) into --out (default
-# bench/results) and prints the report.  Nothing is asserted.
+# Runs pgbench TPC-B (4 clients, --duration seconds each, default 40) on
+# copies of one data set per scale, data on the atomic XFS filesystem, with
+# shared_buffers = 128MB, checkpoint_timeout = 30s and track_io_timing = on,
+# in two scenarios:
+#   capped    pg_wal on its own ext4 loop device whose writes are capped
+#             with a cgroup v1 blkio throttle (--wal-cap, default 5 MB/s,
+#             1 MB = 2^20 bytes), scale --capped-scale (default 20; needs
+#             root)
+#   uncapped  everything on the XFS loop filesystem, each of --scales
+#             (default 20, more than twice shared_buffers)
+# Configurations (default capped: stock_fpw_on stock_lz4 stock_fpw_off
+# wtsmgr_fsync; uncapped: the same and stock_zstd):
+#   stock_fpw_on   stock PostgreSQL 18, full_page_writes = on
+#   stock_lz4      stock, full_page_writes = on, wal_compression = lz4
+#   stock_zstd     stock, full_page_writes = on, wal_compression = zstd
+#   stock_fpw_off  stock, full_page_writes = off (no torn-page protection)
+#   wtsmgr_fsync   wtsmgr, wtsmgr.durability = fsync (the default)
+#   wtsmgr_dsync   wtsmgr, wtsmgr.durability = dsync
+#   wtsmgr_mixed   wtsmgr_fsync with pgbench_branches, _tellers and
+#                  _history on the root filesystem (uncapped only)
+# Each configuration runs --repeats times (default 2), alternating
+# (A B C A B C ...); the report gives medians.  Per run: TPS, the
+# coefficient of variation of per-second TPS and the seconds at 0 TPS (from
+# pgbench's transaction log), p99 latency, WAL bytes per transaction and
+# wal_fpi (pg_stat_wal), checkpoints and their write and sync time
+# (pg_stat_checkpointer), pg_stat_io relation reads and writes with their
+# times for client backends, the checkpointer and the background writer,
+# and wtsmgr's blocks per atomic unit (wtsmgr_stat_io).  The checkpointer
+# reports its I/O only when a checkpoint ends, so a CHECKPOINT after
+# pgbench finishes the one in progress before its figures are read (WAL
+# and client figures are read before it).  Writes report.md,
+# capped-tps.png and uncapped-SCALE-tps.png (TPS per second, gnuplot) into --out
+# (default bench/results) and prints the report.  Nothing is asserted.
+# The defaults take about 20 minutes.
 #
 # Builds the optimized server and a stock one if needed.  As root it makes
-# the XFS loop filesystem and installs gnuplot from the machine's own suite;
-# otherwise set WTSMGR_ATOMIC_DIR (the plot is skipped without gnuplot).
+# the XFS loop filesystem, the capped WAL device (an image in the cache
+# directory, mounted on $WTSMGR_WAL_MOUNT, default /mnt/wtsmgr-capped-wal,
+# removed at the end, the throttle lifted, also on failure) and installs
+# gnuplot from the machine's own suite; otherwise set WTSMGR_ATOMIC_DIR
+# (the capped scenario and the plot are then skipped).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 
-duration=60
-scales="5 20"
+# has "LIST" WORD: WORD is one of LIST's words
+has()
+{
+	case " $1 " in *" $2 "*) return 0 ;; esac
+	return 1
+}
+
+duration=40
+repeats=2
+wal_cap=5
+scenarios="capped uncapped"
+scales="20"
+capped_scale=20
+capped_configs="stock_fpw_on stock_lz4 stock_fpw_off wtsmgr_fsync"
+uncapped_configs="stock_fpw_on stock_lz4 stock_zstd stock_fpw_off wtsmgr_fsync"
 out=$WTSMGR_ROOT/bench/results
 while [ $# -gt 0 ]; do
 	case $1 in
 		--duration) duration=$2; shift 2 ;;
+		--repeats) repeats=$2; shift 2 ;;
+		--wal-cap) wal_cap=$2; shift 2 ;;
+		--scenarios) scenarios=$2; shift 2 ;;
 		--scales) scales=$2; shift 2 ;;
+		--capped-scale) capped_scale=$2; shift 2 ;;
+		--capped-configs) capped_configs=$2; shift 2 ;;
+		--uncapped-configs) uncapped_configs=$2; shift 2 ;;
 		--out) out=$2; shift 2 ;;
-		-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,49p' "$0"; exit 0 ;;
 		*) die "unknown option $1" "see $0 --help" ;;
 	esac
 done
+case $duration$repeats in *[!0-9]*) die "--duration and --repeats take whole numbers" ;; esac
+[ "$duration" -ge 5 ] && [ "$repeats" -ge 1 ] || die "--duration must be >= 5 and --repeats >= 1"
+cap_bytes=$(awk -v m="$wal_cap" 'BEGIN { printf "%d", m * 1048576 }')
+[ "$cap_bytes" -gt 0 ] || die "--wal-cap must be a positive number of MB/s"
+for s in $scenarios; do
+	case $s in capped|uncapped) ;; *) die "unknown scenario $s" "use capped and/or uncapped" ;; esac
+done
+for c in $capped_configs $uncapped_configs; do
+	case $c in stock_fpw_on|stock_lz4|stock_zstd|stock_fpw_off|wtsmgr_fsync|wtsmgr_dsync|wtsmgr_mixed) ;;
+		*) die "unknown configuration $c" "see $0 --help" ;;
+	esac
+done
+case " $capped_configs " in *" wtsmgr_mixed "*) die "wtsmgr_mixed is for the uncapped scenario only" ;; esac
+if ! is_root && has "$scenarios" capped; then
+	say "not root: no loop device or throttle for the capped scenario; skipping it"
+	left=
+	for s in $scenarios; do [ "$s" = capped ] || left="$left $s"; done
+	scenarios=$left
+fi
+scenarios=$(echo $scenarios)
+[ -n "$scenarios" ] || die "no scenario left to run"
+t_start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 prefix_w=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor release --print-prefix)
 prefix_s=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor stock --print-prefix)
 say "installing wtsmgr into $prefix_w"
 make -s -C "$WTSMGR_ROOT" PG_CONFIG="$prefix_w/bin/pg_config" install >/dev/null
 ensure_user
+grep -q 'define USE_LZ4 1' "$prefix_s/include/postgresql/server/pg_config.h" ||
+	die "the stock build lacks lz4" "scripts/build-server.sh configures --with-lz4"
+grep -q 'define USE_ZSTD 1' "$prefix_s/include/postgresql/server/pg_config.h" ||
+	die "the stock build lacks zstd" "scripts/build-server.sh configures --with-zstd"
 
 if ! command -v gnuplot >/dev/null && is_root; then
 	say "installing gnuplot-nox"
@@ -59,11 +127,69 @@ mkdir -p "$work/ext4" "$work/logs" "$out"
 base=$(atomic_scratch_dir "report-$$")
 is_root && chown -R "$WTSMGR_USER" "$work" "$base"
 say "work directory $work, data on $base"
+results=$work/results.tsv
+: >"$results"
+
+# The capped WAL device and everything that must not outlive the script.
+walmnt=${WTSMGR_WAL_MOUNT:-/mnt/wtsmgr-capped-wal}
+walimg=$WTSMGR_CACHE_DIR/capped-wal-ext4.img
+waldev=
+blkio=/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device
+walmounted=0
+cur_prefix=
+cur_data=
+
+throttle_off()
+{
+	[ -n "$waldev" ] && [ -w "$blkio" ] && echo "$waldev 0" >"$blkio" 2>/dev/null || true
+}
+
+cleanup()
+{
+	local rc=$?
+	trap - EXIT
+	if [ -n "$cur_data" ] && [ -f "$cur_data/postmaster.pid" ]; then
+		as_user "$cur_prefix/bin/pg_ctl" -D "$cur_data" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	throttle_off
+	if [ "$walmounted" -eq 1 ]; then
+		umount "$walmnt" 2>/dev/null || umount -l "$walmnt" 2>/dev/null || true
+		rmdir "$walmnt" 2>/dev/null || true
+	fi
+	rm -f "$walimg"
+	if [ "$rc" -ne 0 ]; then
+		say "failed: logs kept in $work, data in $base"
+	else
+		rm -rf "$base" "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if has "$scenarios" capped; then
+	[ -w "$blkio" ] || die "no cgroup v1 blkio throttle at $blkio" \
+		"run with --scenarios uncapped on a machine without it"
+	command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 is missing" "apt-get install e2fsprogs"
+	mountpoint -q "$walmnt" && die "$walmnt is already mounted" \
+		"another run, or a stale mount: umount $walmnt, or set WTSMGR_WAL_MOUNT"
+	say "capped WAL device: ext4 image $walimg on $walmnt, writes capped at $wal_cap MB/s"
+	mkdir -p "$walmnt" "$WTSMGR_CACHE_DIR"
+	rm -f "$walimg"
+	truncate -s 3G "$walimg"
+	# no lazy initialization: it would write behind our back, through the cap
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$walimg" >/dev/null
+	mount -o loop,noatime "$walimg" "$walmnt"
+	walmounted=1
+	chown "$WTSMGR_USER" "$walmnt"
+	waldev=$(cat "/sys/class/block/$(basename "$(findmnt -n -o SOURCE "$walmnt")")/dev")
+	[ -n "$waldev" ] || die "cannot find the device of $walmnt"
+fi
 
 port=$((41000 + $$ % 10000))
 common_conf=(
 	"shared_buffers = 128MB" "checkpoint_timeout = 30s" "max_wal_size = 1GB"
-	"log_checkpoints = on")
+	"min_wal_size = 512MB" "track_io_timing = on" "log_checkpoints = on")
 
 # The server of a configuration, and its extra settings.
 config_prefix()
@@ -75,6 +201,8 @@ config_conf()
 {
 	case $1 in
 		stock_fpw_on) echo "shared_preload_libraries = ''" ;;
+		stock_lz4) echo "shared_preload_libraries = ''"; echo "wal_compression = lz4" ;;
+		stock_zstd) echo "shared_preload_libraries = ''"; echo "wal_compression = zstd" ;;
 		stock_fpw_off) echo "shared_preload_libraries = ''"; echo "full_page_writes = off" ;;
 		wtsmgr_dsync) echo "shared_preload_libraries = 'wtsmgr'"; echo "wtsmgr.durability = dsync" ;;
 		*) echo "shared_preload_libraries = 'wtsmgr'"; echo "wtsmgr.durability = fsync" ;;
@@ -86,38 +214,71 @@ q()
 	as_user "$prefix_w/bin/psql" -X -A -t -v ON_ERROR_STOP=1 -h "$work" -p "$port" -d "${DB:-postgres}" "$@"
 }
 
-# One pgbench database per scale, made by the stock server.
+# One pgbench database per scale, made by the stock server.  min_wal_size
+# keeps the WAL that initialization wrote as recycled segments, so that no
+# run has to create (zero-fill) new segments through the cap.
+need_scales=
+case " $scenarios " in *" uncapped "*) need_scales=$scales ;; esac
+case " $scenarios " in *" capped "*) need_scales="$capped_scale $need_scales" ;; esac
+need_scales=$(printf '%s\n' $need_scales | sort -nu | tr '\n' ' ')
 saved_path=$PATH
 export PATH="$prefix_s/bin:$saved_path"
-for scale in $scales; do
+for scale in $need_scales; do
 	say "scale $scale: initializing the data set"
 	start_cluster "$base/template-$scale" "$port" "$work" \
 		"${common_conf[@]}" "shared_preload_libraries = ''"
 	as_user "$prefix_s/bin/pgbench" -h "$work" -p "$port" -i -s "$scale" -q postgres \
 		>"$work/logs/init-$scale.log" 2>&1
+	q -q -c 'CHECKPOINT'
 	as_user "$prefix_s/bin/pg_ctl" -D "$base/template-$scale" -w stop >/dev/null
+	say "scale $scale: $(du -sm "$base/template-$scale" | cut -f1) MB, of which pg_wal $(du -sm "$base/template-$scale/pg_wal" | cut -f1) MB"
 done
-
 export PATH=$saved_path
 
-configs="stock_fpw_on stock_fpw_off wtsmgr_fsync wtsmgr_dsync wtsmgr_mixed"
-declare -A R
+# pg_stat_io relation I/O of one backend type: read blocks, read ms, µs per
+# read, written blocks, write ms, µs per write.
+io_sql()
+{
+	echo "SELECT concat_ws(' ', r, round(rt), CASE WHEN r > 0 THEN round(1000 * rt / r) ELSE 0 END,
+		w, round(wt), CASE WHEN w > 0 THEN round(1000 * wt / w) ELSE 0 END)
+	FROM (SELECT (coalesce(sum(read_bytes), 0) / 8192)::bigint AS r, coalesce(sum(read_time), 0) AS rt,
+		(coalesce(sum(write_bytes), 0) / 8192)::bigint AS w, coalesce(sum(write_time), 0) AS wt
+		FROM pg_stat_io WHERE object = 'relation' AND backend_type = '$1') s"
+}
 
 run()
 {
-	local config=$1 scale=$2 prefix data tag
+	local scen=$1 config=$2 scale=$3 rep=$4 prefix data tpl tag f
 	prefix=$(config_prefix "$config")
 	data=$base/run
-	tag=$config-$scale
+	tpl=$base/template-$scale
+	tag=$scen-$config-$scale-$rep
 	rm -rf "$data"
 	# a real copy: on Linux 6.18, XFS fails RWF_ATOMIC writes to blocks
 	# shared by reflink with ENOSPC
-	as_user cp -a --reflink=never "$base/template-$scale" "$data"
+	if [ "$scen" = capped ]; then
+		rm -rf "$walmnt/pg_wal"
+		as_user mkdir -m 700 "$data"
+		for f in "$tpl"/*; do
+			[ "$(basename "$f")" = pg_wal ] && continue
+			as_user cp -a --reflink=never "$f" "$data/"
+		done
+		as_user cp -a "$tpl/pg_wal" "$walmnt/pg_wal"
+		as_user ln -s "$walmnt/pg_wal" "$data/pg_wal"
+	else
+		as_user cp -a --reflink=never "$tpl" "$data"
+	fi
 	rm -f "$data/postmaster.pid"
+	# write the copies out now: the WAL copy's writeback must not go
+	# through the cap during the run
+	sync -f "$data"
+	[ "$scen" = capped ] && sync -f "$walmnt/pg_wal"
 	{
 		printf '%s\n' "${common_conf[@]}"
 		config_conf "$config"
 	} | as_user tee -a "$data/postgresql.conf" >/dev/null
+	cur_prefix=$prefix
+	cur_data=$data
 	as_user "$prefix/bin/pg_ctl" -D "$data" -l "$work/logs/server-$tag.log" -w start >/dev/null
 
 	if [ "$config" != "${config#wtsmgr}" ]; then
@@ -131,15 +292,17 @@ run()
 				-c 'ALTER INDEX pgbench_branches_pkey SET TABLESPACE plain' \
 				-c 'ALTER INDEX pgbench_tellers_pkey SET TABLESPACE plain'
 		fi
-		for i in $(seq 50); do
+		for _ in $(seq 50); do
 			[ "$(q -c "SELECT full_page_images FROM wtsmgr_tablespaces WHERE tablespace = 'pg_default'")" = skipped ] && break
 			sleep 0.2
 		done
 		q -q -c 'SELECT wtsmgr_stat_reset()' >/dev/null
 	fi
 	q -q -c 'CHECKPOINT' -c "SELECT pg_stat_reset_shared('wal')" \
-		-c "SELECT pg_stat_reset_shared('checkpointer')" >/dev/null
+		-c "SELECT pg_stat_reset_shared('checkpointer')" \
+		-c "SELECT pg_stat_reset_shared('io')" >/dev/null
 
+	[ "$scen" = capped ] && echo "$waldev $cap_bytes" >"$blkio"
 	say "$tag: pgbench, 4 clients, $duration s"
 	if ! (cd "$work/logs" && as_user "$prefix/bin/pgbench" -h "$work" -p "$port" -n -c 4 -j 2 \
 		-T "$duration" -P 1 -l --log-prefix="txn-$tag" postgres \
@@ -147,102 +310,284 @@ run()
 		tail -n 5 "$work/logs/progress-$tag.log" >&2
 		die "$tag: pgbench failed" "see $work/logs and $base"
 	fi
+	[ "$scen" = capped ] && throttle_off
 
-	local stats
-	stats=$(q -F ' ' -c "SELECT w.wal_bytes, w.wal_fpi, c.num_timed + c.num_requested,
-		round(c.write_time::numeric / 1000, 1), round(c.sync_time::numeric / 1000, 1)
-		FROM pg_stat_wal w, pg_stat_checkpointer c")
+	# WAL and the backends' I/O first, then finish the checkpoint in
+	# progress so that the checkpointer reports its I/O.
+	local stats cb bw ck bpu="-"
+	stats=$(q -c "SELECT concat_ws(' ', wal_bytes, wal_fpi) FROM pg_stat_wal")
+	cb=$(q -c "$(io_sql 'client backend')")
+	bw=$(q -c "$(io_sql 'background writer')")
+	q -q -c 'CHECKPOINT'
+	ck=$(q -c "$(io_sql checkpointer)")
+	stats="$stats $(q -c "SELECT concat_ws(' ', num_done, round(write_time::numeric / 1000, 1),
+		round(sync_time::numeric / 1000, 1)) FROM pg_stat_checkpointer")"
 	local mixed=""
+	if [ "$config" != "${config#wtsmgr}" ]; then
+		bpu=$(q -c "SELECT coalesce(round(sum(writes)::numeric / nullif(sum(atomic_units), 0), 2)::text, '-')
+			FROM wtsmgr_stat_io")
+	fi
 	if [ "$config" = wtsmgr_mixed ]; then
 		mixed=$(q -c "SELECT string_agg(tablespace || ' ' || full_page_images, '; ' ORDER BY 1) FROM wtsmgr_tablespaces")
+		echo "$mixed" >"$work/mixed-$scale"
 	fi
 	as_user "$prefix/bin/pg_ctl" -D "$data" -w stop >/dev/null
+	cur_data=
 
-	local tps txns series sd p99
+	# Per-second TPS from the transaction log: each line ends with the
+	# completion time; the first transaction's start is second 0.
+	local tps txns series summary p99
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/logs/pgbench-$tag.out")
 	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/logs/pgbench-$tag.out")
-	series=$work/logs/series-$tag.dat
-	sed -n 's/^progress: \([0-9.]*\) s, \([0-9.]*\) tps.*/\1 \2/p' "$work/logs/progress-$tag.log" >"$series"
-	sd=$(awk '{ s += $2; ss += $2 * $2; n++ } END { if (n > 1) printf "%.0f", sqrt((ss - s * s / n) / (n - 1)) }' "$series")
+	series=$work/logs/series-$scen-$config-$scale-$rep.dat
+	cat "$work/logs"/txn-"$tag".* | awk -v d="$duration" -v out="$series" '
+		{ e = $5 + $6 / 1e6; s = e - $3 / 1e6; if (NR == 1 || s < t0) t0 = s; end[NR] = e }
+		END {
+			for (i = 1; i <= NR; i++) { b = int(end[i] - t0); if (b < d) c[b]++ }
+			for (b = 0; b < d; b++) {
+				n = c[b] + 0; print b + 1, n > out
+				sum += n; ss += n * n; if (n == 0) z++
+			}
+			m = sum / d; sd = sqrt((ss - sum * sum / d) / (d - 1))
+			printf "%.0f %.3f %d\n", sd, (m > 0 ? sd / m : 0), z
+		}' >"$work/summary"
+	summary=$(cat "$work/summary")
 	p99=$(cat "$work/logs"/txn-"$tag".* | awk '{ print $3 }' | sort -n |
 		awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.1f", a[i] / 1000 }')
 	rm -f "$work/logs"/txn-"$tag".*
 	set -- $stats
-	R[$tag]="$tps $sd $p99 $(awk -v b="$1" -v t="$txns" 'BEGIN { printf "%.0f", b / t }') $2 $3 $4 $5"
-	[ -n "$mixed" ] && R[$tag-mixed]=$mixed
-	say "$tag: ${R[$tag]}"
+	local walpt
+	walpt=$(awk -v b="$1" -v t="$txns" 'BEGIN { printf "%.0f", (t > 0 ? b / t : 0) }')
+	# columns: 1 scenario, 2 config, 3 scale, 4 repeat, 5 TPS, 6 sd, 7 CoV,
+	# 8 zero seconds, 9 p99, 10 WAL bytes/txn, 11 wal_fpi, 12 checkpoints,
+	# 13 ckpt write s, 14 ckpt sync s, 15-20 client backend, 21-26
+	# checkpointer, 27-32 bgwriter (reads, ms, µs/read, writes, ms,
+	# µs/write), 33 wtsmgr blocks per atomic unit
+	echo "$scen $config $scale $rep $tps $summary $p99 $walpt $2 $3 $4 $5 $cb $ck $bw $bpu" >>"$results"
+	say "$tag: tps ${tps%.*}, sd/CoV/zero-s $summary, WAL/txn $walpt, fpi $2; io: client $cb; checkpointer $ck; bgwriter $bw; blocks/unit $bpu"
 }
 
-for scale in $scales; do
-	for config in $configs; do
-		run "$config" "$scale"
+for scen in $scenarios; do
+	if [ "$scen" = capped ]; then
+		sc=$capped_scale; cfgs=$capped_configs
+	else
+		sc=$scales; cfgs=$uncapped_configs
+	fi
+	for scale in $sc; do
+		for rep in $(seq "$repeats"); do
+			for config in $cfgs; do
+				run "$scen" "$config" "$scale" "$rep"
+			done
+		done
 	done
-	# the 4 GB loop filesystem holds one data set and one copy at a time
-	rm -rf "$base/template-$scale" "$base/run"
 done
+rm -rf "$base/run"
 
 # The report.
-ratio()
+# median SCENARIO CONFIG SCALE COLUMN: the median over repeats ("-" if any
+# run has none).
+median()
 {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+	awk -v s="$1" -v c="$2" -v sc="$3" -v k="$4" '$1 == s && $2 == c && $3 == sc { print $k }' "$results" |
+		sort -g | awk '
+			$1 == "-" { dash = 1 } { a[NR] = $1 }
+			END {
+				if (NR == 0 || dash) { print "-"; exit }
+				if (NR % 2) v = a[(NR + 1) / 2]; else v = (a[NR / 2] + a[NR / 2 + 1]) / 2
+				print v
+			}'
 }
 
+# the values of every repeat, in order, joined by " / "
+per_run()
+{
+	awk -v s="$1" -v c="$2" -v sc="$3" -v k="$4" -v f="$5" '$1 == s && $2 == c && $3 == sc {
+		printf "%s" f, (n++ ? " / " : ""), $k }' "$results"
+}
+
+# max over repeats
+maximum()
+{
+	awk -v s="$1" -v c="$2" -v sc="$3" -v k="$4" '$1 == s && $2 == c && $3 == sc {
+		if (n++ == 0 || $k > m) m = $k } END { print (n ? m : "-") }' "$results"
+}
+
+ratio()
+{
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+fmt()
+{
+	awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-") print "-"; else printf f, v }'
+}
+
+# verdict VALUE OP TARGET: "met" or "not met"
+verdict()
+{
+	awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+		if (v == "-") { print "not measured"; exit }
+		ok = (op == ">=") ? v >= t : v <= t
+		print (ok ? "met" : "not met") }'
+}
+
+elapsed=$(($(date +%s) - t_start))
 report=$out/report.md
 {
 	echo "# wtsmgr against stock PostgreSQL 18: pgbench"
 	echo
-	echo "$(date -u +%Y-%m-%d), $(uname -r), $(nproc) cores; data on XFS on a loop"
-	echo "device (software atomic writes), WAL on the same filesystem;"
-	echo "pgbench TPC-B, 4 clients, $duration s per run; shared_buffers 128MB,"
-	echo "checkpoint_timeout 30s; data checksums on. p99 is the latency of the"
-	echo "99th percentile transaction; sd is the standard deviation of per-second TPS."
-	echo "Ratios are to stock_fpw_on (1) and stock_fpw_off (2)."
-	for scale in $scales; do
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) cores, load average"
+	echo "$load_start at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; $elapsed s in all."
+	echo "pgbench TPC-B, 4 clients, $duration s per run, $repeats run(s) of each configuration,"
+	echo "alternating; figures are medians over the runs (\"per run\": each run in order)."
+	echo "Data on XFS on a loop device (software atomic writes), data checksums on,"
+	echo "shared_buffers 128MB, checkpoint_timeout 30s, min_wal_size 512MB (WAL segments"
+	echo "are recycled), track_io_timing on. CoV is the coefficient of variation of"
+	echo "per-second TPS (sd / mean) and \"0 TPS s\" the seconds without a commit, both"
+	echo "from pgbench's transaction log; p99 is the 99th percentile latency."
+
+	if has "$scenarios" capped; then
+		cs=$capped_scale
 		echo
-		echo "## Scale $scale"
+		echo "## Capped WAL: pg_wal on an ext4 loop device capped at $wal_cap MB/s, scale $cs"
 		echo
-		echo "| configuration | TPS | TPS sd | p99 ms | WAL bytes/txn | wal_fpi | checkpoints | ckpt write s | ckpt sync s | TPS / 1 | TPS / 2 | WAL / 1 | WAL / 2 | sd / 1 |"
-		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-		read -r tps1 sd1 _ wal1 _ <<<"${R[stock_fpw_on-$scale]}"
-		read -r tps2 _ _ wal2 _ <<<"${R[stock_fpw_off-$scale]}"
-		for config in $configs; do
-			read -r tps sd p99 wal fpi ckpts wt st <<<"${R[$config-$scale]}"
-			echo "| $config | ${tps%.*} | $sd | $p99 | $wal | $fpi | $ckpts | $wt | $st | $(ratio "$tps" "$tps1") | $(ratio "$tps" "$tps2") | $(ratio "$wal" "$wal1") | $(ratio "$wal" "$wal2") | $(ratio "$sd" "$sd1") |"
+		echo "| configuration | TPS | TPS per run | CoV | 0 TPS s (max) | p99 ms | WAL bytes/txn | wal_fpi | TPS / fpw_off | TPS / lz4 | CoV / fpw_on |"
+		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+		off=$(median capped stock_fpw_off "$cs" 5)
+		lz4=$(median capped stock_lz4 "$cs" 5)
+		cov_on=$(median capped stock_fpw_on "$cs" 7)
+		for config in $capped_configs; do
+			tps=$(median capped "$config" "$cs" 5)
+			cov=$(median capped "$config" "$cs" 7)
+			echo "| $config | $(fmt "$tps" %.0f) | $(per_run capped "$config" "$cs" 5 %.0f) | $(fmt "$cov" %.2f) | $(fmt "$(median capped "$config" "$cs" 8)" %g) ($(maximum capped "$config" "$cs" 8)) | $(fmt "$(median capped "$config" "$cs" 9)" %.1f) | $(fmt "$(median capped "$config" "$cs" 10)" %.0f) | $(fmt "$(median capped "$config" "$cs" 11)" %.0f) | $(ratio "$tps" "$off") | $(ratio "$tps" "$lz4") | $(ratio "$cov" "$cov_on") |"
 		done
-		echo
-		echo "wtsmgr_mixed, per tablespace: ${R[wtsmgr_mixed-$scale-mixed]:-}"
-	done
+		if has "$capped_configs" wtsmgr_fsync; then
+			w=$(median capped wtsmgr_fsync "$cs" 5)
+			wc=$(median capped wtsmgr_fsync "$cs" 7)
+			r1=$(ratio "$w" "$off"); r2=$(ratio "$w" "$lz4"); r3=$(ratio "$wc" "$cov_on")
+			z=$(maximum capped wtsmgr_fsync "$cs" 8)
+			echo
+			echo "Targets of issue 12 (wtsmgr_fsync):"
+			echo
+			echo "- TPS >= 0.95 x stock_fpw_off: $r1, $(verdict "$r1" '>=' 0.95)"
+			echo "- TPS >= 1.2 x stock_lz4: $r2, $(verdict "$r2" '>=' 1.2)"
+			echo "- CoV <= 1/3 of stock_fpw_on's: $r3, $(verdict "$r3" '<=' 0.3334)"
+			echo "- no second at 0 TPS: $z in the worst run, $(verdict "$z" '<=' 0)"
+		fi
+		command -v gnuplot >/dev/null && echo && echo "![TPS per second, capped WAL](capped-tps.png)"
+	fi
+
+	if has "$scenarios" uncapped; then
+		for scale in $scales; do
+			echo
+			echo "## Uncapped: everything on the XFS loop filesystem, scale $scale"
+			echo
+			echo "| configuration | TPS | TPS per run | CoV | 0 TPS s (max) | p99 ms | WAL bytes/txn | wal_fpi | checkpoints | ckpt write s | ckpt sync s | TPS / fpw_on | TPS / fpw_off | WAL / fpw_off |"
+			echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+			on=$(median uncapped stock_fpw_on "$scale" 5)
+			off=$(median uncapped stock_fpw_off "$scale" 5)
+			woff=$(median uncapped stock_fpw_off "$scale" 10)
+			for config in $uncapped_configs; do
+				tps=$(median uncapped "$config" "$scale" 5)
+				wal=$(median uncapped "$config" "$scale" 10)
+				echo "| $config | $(fmt "$tps" %.0f) | $(per_run uncapped "$config" "$scale" 5 %.0f) | $(fmt "$(median uncapped "$config" "$scale" 7)" %.2f) | $(fmt "$(median uncapped "$config" "$scale" 8)" %g) ($(maximum uncapped "$config" "$scale" 8)) | $(fmt "$(median uncapped "$config" "$scale" 9)" %.1f) | $(fmt "$wal" %.0f) | $(fmt "$(median uncapped "$config" "$scale" 11)" %.0f) | $(fmt "$(median uncapped "$config" "$scale" 12)" %g) | $(fmt "$(median uncapped "$config" "$scale" 13)" %.1f) | $(fmt "$(median uncapped "$config" "$scale" 14)" %.1f) | $(ratio "$tps" "$on") | $(ratio "$tps" "$off") | $(ratio "$wal" "$woff") |"
+			done
+			[ -f "$work/mixed-$scale" ] && echo && echo "wtsmgr_mixed, per tablespace: $(cat "$work/mixed-$scale")"
+			if has "$uncapped_configs" wtsmgr_fsync && [ "$scale" = 20 ]; then
+				r=$(ratio "$(median uncapped wtsmgr_fsync "$scale" 5)" "$off")
+				echo
+				echo "Target of issue 12 (scale 20, shared_buffers 128MB): wtsmgr_fsync TPS >="
+				echo "0.95 x stock_fpw_off: $r, $(verdict "$r" '>=' 0.95)."
+			fi
+			command -v gnuplot >/dev/null && echo && echo "![TPS per second, uncapped](uncapped-$scale-tps.png)"
+		done
+	fi
+
 	echo
-	echo "Targets: WAL bytes/txn <= 1.1 x stock_fpw_off; TPS >= stock_fpw_off;"
-	echo "TPS sd <= 1/3 of stock_fpw_on."
+	echo "## Relation I/O per backend type (pg_stat_io, medians)"
+	echo
+	echo "Blocks of 8 kB read and written by client backends, the checkpointer and the"
+	echo "background writer, the time they took (track_io_timing) and the time per block."
+	echo "The checkpointer's include the checkpoint in progress at the end of the run,"
+	echo "finished by a CHECKPOINT once pgbench has stopped. Blocks per atomic unit:"
+	echo "wtsmgr_stat_io writes / atomic_units, all writers."
+	echo
+	echo "| scenario | configuration | backend | reads | read ms | µs/read | writes | write ms | µs/write | blocks/atomic unit |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	for scen in $scenarios; do
+		if [ "$scen" = capped ]; then sc=$capped_scale; cfgs=$capped_configs; else sc=$scales; cfgs=$uncapped_configs; fi
+		for scale in $sc; do
+			for config in $cfgs; do
+				for bt in "client backend:15" "checkpointer:21" "background writer:27"; do
+					k=${bt##*:}
+					row="| $scen $scale | $config | ${bt%:*}"
+					for j in 0 1 2 3 4 5; do
+						row="$row | $(fmt "$(median "$scen" "$config" "$scale" $((k + j)))" %.0f)"
+					done
+					bpu=-
+					[ "${bt%:*}" = checkpointer ] && bpu=$(fmt "$(median "$scen" "$config" "$scale" 33)" %.2f)
+					echo "$row | $bpu |"
+				done
+			done
+		done
+	done
+	for scen in $scenarios; do
+		if [ "$scen" = capped ]; then sc=$capped_scale; cfgs=$capped_configs; else sc=$scales; cfgs=$uncapped_configs; fi
+		has "$cfgs" wtsmgr_fsync || continue
+		for scale in $sc; do
+			us=$(median "$scen" wtsmgr_fsync "$scale" 26)
+			r=$(ratio "$us" 350)
+			echo
+			echo "Checkpointer write time per block, $scen scale $scale: wtsmgr_fsync $(fmt "$us" %.0f) µs"
+			echo "(stock_fpw_on $(fmt "$(median "$scen" stock_fpw_on "$scale" 26)" %.0f) µs); against the 350 µs that issue 12"
+			echo "measured before combined checkpoint writes: $r, target <= 0.33: $(verdict "$r" '<=' 0.3334)."
+		done
+	done
 } >"$report"
 
-if command -v gnuplot >/dev/null; then
-	plot=$out/tps.png
+# TPS per second: one panel per configuration, one line per run.
+plot()
+{
+	local scen=$1 scale=$2 cfgs=$3 png=$4 n ymax config rep
+	n=$(echo $cfgs | wc -w)
+	ymax=$(cat "$work/logs"/series-"$scen"-*-"$scale"-*.dat | awk '$2 > m { m = $2 } END { print int(m * 1.1) + 1 }')
 	{
-		echo "set terminal png noenhanced size 1200,$((400 * $(echo $scales | wc -w)))"
-		echo "set output '$plot'"
-		echo "set multiplot layout $(echo $scales | wc -w),1"
-		echo "set xlabel 'seconds'; set ylabel 'TPS'; set key outside right"
-		for scale in $scales; do
-			echo "set title 'pgbench TPS per second, scale $scale'"
+		echo "set terminal png size 1000,$((220 * n + 60))"
+		echo "set termoption noenhanced"
+		echo "set output '$png'"
+		echo "set multiplot layout $n,1 title '$scen WAL, scale $scale: pgbench TPS per second, $duration s runs'"
+		echo "set xlabel 'seconds'; set ylabel 'TPS'; set yrange [0:$ymax]; set xrange [0:$duration]"
+		echo "set key outside right"
+		for config in $cfgs; do
+			echo "set title '$config'"
 			printf "plot "
-			sep=""
-			for config in stock_fpw_on stock_fpw_off wtsmgr_fsync wtsmgr_dsync; do
-				printf "%s'%s' using 1:2 with lines title '%s'" "$sep" \
-					"$work/logs/series-$config-$scale.dat" "$config"
-				sep=", "
+			for rep in $(seq "$repeats"); do
+				[ "$rep" -gt 1 ] && printf ", "
+				printf "'%s' using 1:2 with lines title 'run %s'" \
+					"$work/logs/series-$scen-$config-$scale-$rep.dat" "$rep"
 			done
 			echo
 		done
 		echo "unset multiplot"
 	} | gnuplot
-	echo "![TPS over time](tps.png)" >>"$report"
-	say "plot: $plot"
+	say "plot: $png"
+}
+
+if command -v gnuplot >/dev/null; then
+	has "$scenarios" capped && plot capped "$capped_scale" "$capped_configs" "$out/capped-tps.png"
+	if has "$scenarios" uncapped; then
+		for scale in $scales; do
+			plot uncapped "$scale" "$uncapped_configs" "$out/uncapped-$scale-tps.png"
+		done
+	fi
 else
 	say "gnuplot is not installed: no plot"
 fi
+{
+	echo "# scenario config scale repeat tps tps_sd cov zero_s p99_ms wal_bytes_per_txn wal_fpi checkpoints ckpt_write_s ckpt_sync_s" \
+		"$(for b in client ckpt bgw; do printf '%s_reads %s_read_ms %s_us_per_read %s_writes %s_write_ms %s_us_per_write ' $b $b $b $b $b $b; done)blocks_per_atomic_unit"
+	cat "$results"
+} >"$out/runs.tsv"
 
 cat "$report"
-say "report: $report"
-rm -rf "$base" "$work"
+say "report: $report (per run: $out/runs.tsv)"
