@@ -84,6 +84,10 @@ $node->safe_psql(
 		AS '$module', 'wtsmgr_test_clear_unit_fault' LANGUAGE C STRICT;
 	CREATE FUNCTION fail_ring_setup(text) RETURNS void
 		AS '$module', 'wtsmgr_test_fail_ring_setup' LANGUAGE C STRICT;
+	CREATE VIEW checkpointer_writes AS
+		SELECT write_bytes FROM pg_stat_io
+		WHERE backend_type = 'checkpointer' AND object = 'relation'
+		  AND context = 'normal';
 	CREATE TABLESPACE ts_batch LOCATION '$ts_dir';
 	-- few rows a page, room for HOT updates: an update dirties its page only
 	CREATE TABLE t (id int, val int) WITH (fillfactor = 10) TABLESPACE ts_batch;
@@ -150,25 +154,37 @@ sub dirty_run
 	return read_blocks(file_of($rel));
 }
 
-# Each unit of $mid is entirely $old or entirely $new; returns the pattern.
-sub unit_pattern
+# Each unit of $mid as O (entirely $old), N (entirely $new) or T (torn).
+sub classify
 {
-	my ($name, $old, $mid, $new) = @_;
+	my ($old, $mid, $new) = @_;
 	my $pattern = '';
-	my $differ = 1;
 	for my $u (@units)
 	{
 		my ($first, $n) = @$u;
-		for my $b ($first .. $first + $n - 1)
-		{
-			$differ = 0 if block($old, $b) eq block($new, $b);
-		}
 		my $m = block($mid, $first, $n);
 		$pattern .=
 			$m eq block($old, $first, $n) ? 'O'
 		  : $m eq block($new, $first, $n) ? 'N'
-		  :                                 'T';    # torn
+		  :                                 'T';
 	}
+	return $pattern;
+}
+
+# Checks that each unit of $mid is entirely $old or entirely $new; returns
+# the pattern.
+my ($last_old, $last_new);
+my $ckpt_writes;
+sub unit_pattern
+{
+	my ($name, $old, $mid, $new) = @_;
+	my $differ = 1;
+	for my $b (1 .. 16)
+	{
+		$differ = 0 if block($old, $b) eq block($new, $b);
+	}
+	my $pattern = classify($old, $mid, $new);
+	($last_old, $last_new) = ($old, $new);
 	ok($differ, "$name: every block of the run differs between old and new");
 	is(block($mid, 0) . substr($mid, 17 * 8192),
 		block($old, 0) . substr($old, 17 * 8192),
@@ -184,6 +200,9 @@ sub finish_case
 	my $pattern = unit_pattern($name, $old, $mid, read_blocks(file_of($rel)));
 	is($pattern, $expect, "$name: the units on disk after it are $expect");
 	is(dirty_blocks($rel), '0/', "$name: a later checkpoint wrote every dirty block");
+	cmp_ok($node->safe_psql('postgres', 'SELECT write_bytes FROM checkpointer_writes')
+		  - $ckpt_writes, '>=', 16 * 8192,
+		"$name: pg_stat_io counts the checkpointer's write of the run");
 	$node->stop('immediate');
 	$node->start;
 	is($node->safe_psql('postgres',
@@ -208,6 +227,7 @@ sub run_case
 		$node->safe_psql('postgres',
 			"SELECT fault_unit($unit, '$what', $once, '$lib')");
 	}
+	$ckpt_writes = $node->safe_psql('postgres', 'SELECT write_bytes FROM checkpointer_writes');
 	my $log_offset = -s $node->logfile;
 	my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CHECKPOINT');
 	my $log = slurp_file($node->logfile, $log_offset);
@@ -229,6 +249,9 @@ sub run_case
 	is($fired, $c{fired} // 0, "$name: the fault fired " . ($c{fired} // 0) . ' times');
 	$c{after}->($log) if $c{after};
 	$node->safe_psql('postgres', 'SELECT clear_unit_fault()');
+	# after a failure, the later checkpoint is the one that writes the run
+	$ckpt_writes = $node->safe_psql('postgres', 'SELECT write_bytes FROM checkpointer_writes')
+	  if defined $c{sqlstate};
 	$node->safe_psql('postgres', 'CHECKPOINT');
 	finish_case($name, 't', $round, $old, $mid, $c{pattern});
 }
@@ -239,7 +262,10 @@ my $batches_now = sub {
 	return $batches;
 };
 
-# io_uring, 64 entries: all five units go in one submission.
+# io_uring, 64 entries: all five units go in one submission.  The first
+# case also checks that the comparison sees a torn unit: the new bytes with
+# the first 4 kB of block 5 (inside unit [4-7]) old.
+
 my $batches0 = $batches_now->();
 run_case(
 	name => 'control (io_uring)',
@@ -248,6 +274,16 @@ run_case(
 		cmp_ok($batches_now->(), '>', $batches0,
 			'control: the run went through io_uring as a batch');
 	});
+{
+	my $torn = $last_new;
+	substr($torn, 5 * 8192, 4096) = substr($last_old, 5 * 8192, 4096);
+	is(classify($last_old, $torn, $last_new), 'NNTNN',
+		'the comparison flags a unit torn inside one block as torn');
+	$torn = $last_new;
+	substr($torn, 8 * 8192, 8192) = substr($last_old, 8 * 8192, 8192);
+	is(classify($last_old, $torn, $last_new), 'NNNTN',
+		'and a unit with one whole block old and the rest new');
+}
 run_case(
 	name => 'first unit EIO',
 	fault => [ 0, 'EIO', 'true' ],
