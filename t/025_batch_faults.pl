@@ -25,8 +25,10 @@
 # io_uring unavailable (the injection point "wtsmgr-ring-setup" makes ring
 # setup fail; kernel.io_uring_disabled is machine-wide, so it is left
 # alone), where units go one at a time through pwritev2(); a segment file
-# made read-only before the checkpoint opens it; and a tablespace on tmpfs
-# (no O_DIRECT: probed torn, md.c writes it and keeps its images).
+# made read-only before the checkpoint opens it; a tablespace on tmpfs
+# (no O_DIRECT: probed torn, md.c writes it and keeps its images, and a
+# read-only segment file there fails md.c's way); and a unit failing in a
+# backend's bulk write (an index build), whose SQLSTATE the client sees.
 #
 # WTSMGR_T025_NO_FAULTS=1 makes every fault injection a no-op: then the
 # fault cases must fail, which shows the test tells a fault from none.
@@ -78,6 +80,7 @@ $node->safe_psql(
 	'postgres', qq{
 	CREATE EXTENSION wtsmgr;
 	CREATE EXTENSION pg_buffercache;
+	CREATE EXTENSION amcheck;
 	CREATE FUNCTION fault_unit(int, text, bool, text) RETURNS void
 		AS '$module', 'wtsmgr_test_fault_unit' LANGUAGE C STRICT;
 	CREATE FUNCTION clear_unit_fault() RETURNS bool
@@ -384,7 +387,7 @@ SKIP:
 {
 	my $fstype = `stat -f -c %T /dev/shm 2>/dev/null`;
 	chomp $fstype;
-	skip "/dev/shm is not tmpfs ($fstype)", 8 unless $fstype eq 'tmpfs';
+	skip "/dev/shm is not tmpfs ($fstype)", 15 unless $fstype eq 'tmpfs';
 	my $tmp_dir = "/dev/shm/wtsmgr_t025_$$";
 	mkdir $tmp_dir or die "mkdir $tmp_dir: $!";
 	$node->safe_psql(
@@ -418,9 +421,51 @@ SKIP:
 	is($node->safe_psql('postgres',
 			"SELECT count(*) FILTER (WHERE val = $round), count(*) FROM u"),
 		"$rows|1000", 'tmpfs: the data reads back after a crash');
+
+	# md.c's own failure there: a read-only segment file, which the
+	# checkpointer has not opened since the restart.
+	$node->restart;
+	$round++;
+	$old = dirty_run('u', $round, 0);
+	my $ufile = file_of('u');
+	chmod 0444, $ufile or die "chmod $ufile: $!";
+	$log_offset = -s $node->logfile;
+	my ($ret) = $node->psql('postgres', 'CHECKPOINT');
+	$log = slurp_file($node->logfile, $log_offset);
+	chmod 0600, $ufile or die "chmod $ufile: $!";
+	isnt($ret, 0, 'tmpfs, read-only segment file: the checkpoint fails');
+	like($log, qr/ERROR:  42501: could not open file ".*": Permission denied/,
+		'tmpfs, read-only segment file: md.c\'s error has SQLSTATE 42501');
+	is(dirty_blocks('u'), '16/' . join(',', 1 .. 16),
+		'tmpfs, read-only segment file: the blocks stay dirty');
+	is(block(read_blocks($ufile), 1, 16), block($old, 1, 16),
+		'tmpfs, read-only segment file: nothing of the run was written');
+	$node->safe_psql('postgres', 'CHECKPOINT');
+	is(dirty_blocks('u'), '0/', 'tmpfs: a later checkpoint writes them');
+	$node->stop('immediate');
+	$node->start;
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FILTER (WHERE val = $round), count(*) FROM u"),
+		"$rows|1000", 'tmpfs: the data reads back after a crash');
 	$node->safe_psql('postgres', 'DROP TABLE u; DROP TABLESPACE ts_tmpfs');
 	rmdir $tmp_dir;
 }
+
+# A backend's bulk write (an index build through bulk_write.c, runs of up
+# to io_combine_limit pages) whose second unit fails: the client gets the
+# error with its SQLSTATE, the build rolls back, and the same build then
+# succeeds.
+$node->safe_psql('postgres',
+	"SELECT fault_unit(1, 'EIO', true, '$lib')") unless $no_faults;
+my ($ret, $stdout, $stderr) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nCREATE INDEX t_val ON t (val, id) TABLESPACE ts_batch");
+isnt($ret, 0, 'bulk write, second unit EIO: the index build fails');
+like($stderr,
+	qr/ERROR:  58030: could not write \d+ bytes atomically to file ".*" at offset \d+: Input\/output error/,
+	'bulk write, second unit EIO: the client gets SQLSTATE 58030');
+$node->safe_psql('postgres', 'CREATE INDEX t_val ON t (val, id) TABLESPACE ts_batch');
+$node->command_ok([ 'pg_amcheck', '--heapallindexed', 'postgres' ],
+	'bulk write: the index built on retry checks out');
 
 $node->stop;
 $node->command_ok([ 'pg_checksums', '--check', '--pgdata', $node->data_dir ],
