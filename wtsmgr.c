@@ -157,7 +157,7 @@ _PG_init(void)
 							"Size of each backend's io_uring submission queue.",
 							"A batch of atomic units larger than this is submitted in several rounds.",
 							&wtsmgr_io_uring_entries,
-							64, 8, 4096,
+							64, 1, 4096,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

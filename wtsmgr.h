@@ -183,6 +183,20 @@ typedef enum WtsmgrDurability
 extern WtsmgrShared *WtsmgrState;
 extern int	wtsmgr_durability;
 extern int	wtsmgr_io_uring_entries;
+
+/*
+ * What the injection point "wtsmgr-atomic-unit" gets, before each unit of a
+ * multi-unit write is submitted (and again when it is retried): tests set
+ * result to -errno to make the unit fail, or to a byte count below len to
+ * make it complete short, without writing it.  0 leaves it alone.
+ */
+typedef struct WtsmgrUnitFault
+{
+	int			unit;			/* index of the unit in its write */
+	int			nunits;			/* units in the write */
+	int			len;			/* bytes in the unit */
+	int			result;			/* set by the callback */
+} WtsmgrUnitFault;
 extern int	wtsmgr_extent_size_hint;
 extern int	wtsmgr_max_tablespaces;
 

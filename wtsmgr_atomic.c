@@ -570,20 +570,44 @@ injected_failure(void)
 }
 
 /*
- * Write one unit with pwritev2(), retrying interruptions and short writes.
- * Returns 0 or an errno.
+ * The injection point "wtsmgr-atomic-unit" lets tests make one unit of a
+ * multi-unit write fail, or complete short, without writing it: see
+ * WtsmgrUnitFault.  Returns 0, -errno or a short byte count.
+ */
+static int
+injected_unit_fault(int unit, int nunits, size_t len)
+{
+	WtsmgrUnitFault fault = {unit, nunits, (int) len, 0};
+
+	if (nunits > 1)
+		INJECTION_POINT("wtsmgr-atomic-unit", &fault);
+	return fault.result;
+}
+
+/*
+ * Write unit u of nunits with pwritev2(), retrying interruptions and short
+ * writes.  Returns 0 or an errno.
  */
 static int
 pwrite_unit(int fd, struct iovec *iov, int niov, off_t offset, size_t len,
-			int flags)
+			int flags, int u, int nunits)
 {
 	for (int attempt = 0; attempt < WTSMGR_MAX_RETRIES; attempt++)
 	{
 		ssize_t		rc;
 		int			err = injected_failure();
+		int			fault = injected_unit_fault(u, nunits, len);
 
 		if (err != 0)
 			return err;
+		if (fault < 0)
+			return -fault;
+		if (fault > 0)
+		{
+			/* as if written short: write it again */
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
 
 		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
 		rc = pwritev2(fd, iov, niov, offset, flags);
@@ -608,8 +632,12 @@ ring_available(void)
 {
 	if (ring_state == RING_NONE)
 	{
-		int			rc = io_uring_queue_init(wtsmgr_io_uring_entries, &ring, 0);
+		int			rc = 0;
 
+		/* tests make setup fail here, as a kernel without io_uring does */
+		INJECTION_POINT("wtsmgr-ring-setup", &rc);
+		if (rc == 0)
+			rc = io_uring_queue_init(wtsmgr_io_uring_entries, &ring, 0);
 		if (rc == 0)
 			ring_state = RING_READY;
 		else
@@ -636,6 +664,7 @@ ring_write_units(int fd, struct iovec **iovs, int *niovs,
 				 int *failed_unit)
 {
 	int			retries[WTSMGR_MAX_RUN] = {0};
+	int			injected[WTSMGR_MAX_RUN] = {0};
 	int			pending = 0;
 	int			next = 0;
 	int			first_err = 0;
@@ -658,8 +687,14 @@ ring_write_units(int fd, struct iovec **iovs, int *niovs,
 			sqe = io_uring_get_sqe(&ring);
 			if (sqe == NULL)
 				break;
-			io_uring_prep_writev(sqe, fd, iovs[u], niovs[u], offsets[u]);
-			sqe->rw_flags = flags;
+			injected[u] = injected_unit_fault(u, nunits, lens[u]);
+			if (injected[u] != 0)
+				io_uring_prep_nop(sqe);
+			else
+			{
+				io_uring_prep_writev(sqe, fd, iovs[u], niovs[u], offsets[u]);
+				sqe->rw_flags = flags;
+			}
 			io_uring_sqe_set_data64(sqe, (uint64) u);
 			pending++;
 			if (fresh)
@@ -691,7 +726,7 @@ ring_write_units(int fd, struct iovec **iovs, int *niovs,
 		while (io_uring_peek_cqe(&ring, &cqe) == 0)
 		{
 			int			u = (int) io_uring_cqe_get_data64(cqe);
-			int			res = cqe->res;
+			int			res = injected[u] != 0 ? injected[u] : cqe->res;
 
 			io_uring_cqe_seen(&ring, cqe);
 			pending--;
@@ -819,7 +854,8 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 		err = 0;
 		for (uint32 u = 0; u < nunits && err == 0; u++)
 		{
-			err = pwrite_unit(fd, iovs[u], niovs[u], offsets[u], lens[u], flags);
+			err = pwrite_unit(fd, iovs[u], niovs[u], offsets[u], lens[u], flags,
+							  u, nunits);
 			failed = u;
 		}
 	}

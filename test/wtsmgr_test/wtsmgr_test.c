@@ -17,6 +17,15 @@
  *   or EIO, and then detaches itself.  Needs a server built with
  *   --enable-injection-points.
  *
+ * - wtsmgr_test_fault_unit(unit, what, once, library) attaches a callback to
+ *   wtsmgr's injection point "wtsmgr-atomic-unit" that makes one unit of
+ *   multi-unit atomic writes (unit -1: the last) fail with an errno (what =
+ *   EINVAL, EOPNOTSUPP, ENOSPC or EIO) or complete half written ("short"),
+ *   without writing it; once, or every time until
+ *   wtsmgr_test_clear_unit_fault() detaches it.  Each firing is logged.
+ *   wtsmgr_test_fail_ring_setup(library) makes every process that sets up
+ *   its io_uring ring from then on fail to, as without io_uring.
+ *
  * - wtsmgr_test_write_bench(rel, batch, total, aligned) writes total blocks
  *   of a relation's main fork with smgrwritev() calls of batch blocks each,
  *   at random positions (batch-aligned if aligned), and returns the seconds
@@ -47,6 +56,8 @@
 #include "utils/rel.h"
 #include "utils/guc.h"
 #include "utils/injection_point.h"
+
+#include "../../wtsmgr.h"
 
 #ifndef XLOG_HAS_UNTORN_BLOCK_HOOK
 #error "wtsmgr_test needs a server with xlog_untorn_block_hook"
@@ -129,6 +140,102 @@ wtsmgr_test_fail_next_write(PG_FUNCTION_ARGS)
 
 	InjectionPointAttach("wtsmgr-atomic-write", library,
 						 "wtsmgr_test_fail_write", &err, sizeof(err));
+	PG_RETURN_VOID();
+}
+
+static int
+errno_from_name(const char *errname)
+{
+	if (strcmp(errname, "EINVAL") == 0)
+		return EINVAL;
+	if (strcmp(errname, "EOPNOTSUPP") == 0)
+		return EOPNOTSUPP;
+	if (strcmp(errname, "ENOSPC") == 0)
+		return ENOSPC;
+	if (strcmp(errname, "EIO") == 0)
+		return EIO;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unsupported errno name \"%s\"", errname),
+			 errhint("Use EINVAL, EOPNOTSUPP, ENOSPC or EIO.")));
+	return 0;
+}
+
+/* what wtsmgr_test_fault_unit() attaches */
+typedef struct UnitFaultSpec
+{
+	int			unit;			/* -1: the last */
+	int			err;			/* 0: short */
+	bool		once;
+} UnitFaultSpec;
+
+extern PGDLLEXPORT void wtsmgr_test_unit_fault(const char *name,
+											   const void *private_data,
+											   void *arg);
+
+void
+wtsmgr_test_unit_fault(const char *name, const void *private_data, void *arg)
+{
+	const UnitFaultSpec *spec = (const UnitFaultSpec *) private_data;
+	WtsmgrUnitFault *fault = (WtsmgrUnitFault *) arg;
+	int			unit = spec->unit < 0 ? fault->nunits - 1 : spec->unit;
+
+	if (fault->unit != unit)
+		return;
+	fault->result = spec->err != 0 ? -spec->err : fault->len / 2;
+	elog(LOG, "wtsmgr_test: unit %d of %d (%d bytes) %s",
+		 fault->unit, fault->nunits, fault->len,
+		 spec->err != 0 ? strerror(spec->err) : "written short");
+	if (spec->once)
+		InjectionPointDetach(name);
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_fault_unit);
+
+Datum
+wtsmgr_test_fault_unit(PG_FUNCTION_ARGS)
+{
+	UnitFaultSpec spec;
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	memset(&spec, 0, sizeof(spec));
+	spec.unit = PG_GETARG_INT32(0);
+	spec.err = strcmp(what, "short") == 0 ? 0 : errno_from_name(what);
+	spec.once = PG_GETARG_BOOL(2);
+	InjectionPointAttach("wtsmgr-atomic-unit", library,
+						 "wtsmgr_test_unit_fault", &spec, sizeof(spec));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_clear_unit_fault);
+
+Datum
+wtsmgr_test_clear_unit_fault(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(InjectionPointDetach("wtsmgr-atomic-unit"));
+}
+
+extern PGDLLEXPORT void wtsmgr_test_ring_setup_fails(const char *name,
+													 const void *private_data,
+													 void *arg);
+
+void
+wtsmgr_test_ring_setup_fails(const char *name, const void *private_data,
+							 void *arg)
+{
+	*(int *) arg = -ENOSYS;
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_fail_ring_setup);
+
+Datum
+wtsmgr_test_fail_ring_setup(PG_FUNCTION_ARGS)
+{
+	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	InjectionPointAttach("wtsmgr-ring-setup", library,
+						 "wtsmgr_test_ring_setup_fails", NULL, 0);
 	PG_RETURN_VOID();
 }
 
