@@ -437,6 +437,12 @@ register_dirty_segment(WtSMgrRelation wreln, ForkNumber forknum,
 					   BlockNumber segno, File file)
 {
 	FileTag		tag;
+	bool		drop = false;
+
+	/* lets crash tests drop the request, to show that they would notice */
+	INJECTION_POINT("wtsmgr-register-sync", &drop);
+	if (drop)
+		return;
 
 	memset(&tag, 0, sizeof(tag));
 	tag.handler = SYNC_HANDLER_MD;

@@ -64,6 +64,32 @@ run_logged()
 	say "  done: $what in $(($(date +%s) - start)) s"
 }
 
+# TAP output for the scripts that check something as root (write-audit.sh,
+# crash-model.sh): tap_check OK DESCRIPTION prints "ok N - ..." when OK is
+# 1, "not ok N - ..." otherwise; tap_done prints the plan and fails if any
+# check failed.
+_tap_n=0
+_tap_failed=0
+
+tap_check()
+{
+	local ok=$1
+	shift
+	_tap_n=$((_tap_n + 1))
+	if [ "$ok" = 1 ]; then
+		echo "ok $_tap_n - $*"
+	else
+		echo "not ok $_tap_n - $*"
+		_tap_failed=$((_tap_failed + 1))
+	fi
+}
+
+tap_done()
+{
+	echo "1..$_tap_n"
+	[ "$_tap_failed" -eq 0 ]
+}
+
 # Create the unprivileged user that runs clusters when we are root.
 ensure_user()
 {

@@ -20,10 +20,11 @@
 # alternate wtsmgr.durability between fsync and dsync.  WTSMGR_CRASH_CYCLES
 # cycles (default 4).
 #
-# Control: the same with fsync = off, so that no checkpoint makes the
-# tablespace's writes durable (the WAL, on the other filesystem, survives
-# anyway): within WTSMGR_CRASH_CYCLES cycles one of the checks must fail,
-# which shows that the cycles can catch a lost fsync.
+# Control: the same with the fsync requests of wtsmgr's writes dropped (the
+# injection point wtsmgr-register-sync, through the test-only module
+# test/wtsmgr_test, built here), so that no checkpoint makes the
+# tablespace's writes durable: within WTSMGR_CRASH_CYCLES cycles one of the
+# checks must fail, which shows that the cycles catch a lost fsync.
 #
 # Prints TAP lines.
 set -euo pipefail
@@ -34,20 +35,6 @@ workdir=$2
 cycles=${WTSMGR_CRASH_CYCLES:-4}
 export PATH="$prefix/bin:$PATH"
 
-n=0
-nfail=0
-check()
-{
-	local ok=$1
-	shift
-	n=$((n + 1))
-	if [ "$ok" = 1 ]; then
-		echo "ok $n - $*"
-	else
-		echo "not ok $n - $*"
-		nfail=$((nfail + 1))
-	fi
-}
 
 if ! is_root; then
 	echo "1..1"
@@ -110,13 +97,15 @@ q -d postgres -c "CREATE EXTENSION wtsmgr" \
 q -d crash -c "CREATE EXTENSION amcheck"
 as_user pgbench -h "$sock" -p "$port" --initialize --scale=5 --quiet crash >"$workdir/init.log" 2>&1
 untorn=$(q -d postgres -c "SELECT untorn_blocks FROM wtsmgr_tablespaces WHERE tablespace = 'ts_crash'")
-check "$([ "$untorn" = t ] && echo 1)" "ts_crash on $mnt is untorn"
+tap_check "$([ "$untorn" = t ] && echo 1)" "ts_crash on $mnt is untorn"
 
 # One cycle: $1 = label.  Prints what failed, or nothing.
+drop_syncs=
 cycle()
 {
 	local label=$1 bench offset why=()
 	q -d postgres -c CHECKPOINT
+	[ -n "${drop_syncs:-}" ] && q -d postgres -c "SELECT drop_sync_requests('$module_from_libdir')" >/dev/null
 	as_user pgbench -h "$sock" -p "$port" --no-vacuum --client=4 --jobs=2 --time=60 crash \
 		>"$workdir/$label-pgbench.log" 2>&1 &
 	bench=$!
@@ -164,14 +153,24 @@ for i in $(seq 1 "$cycles"); do
 	q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = $mode" -c "SELECT pg_reload_conf()" >/dev/null
 	sleep 1
 	res=$(cycle "cycle$i") || res="the cycle did not complete: ${res:-see $workdir}"
-	check "$([ -z "$res" ] && echo 1)" \
+	tap_check "$([ -z "$res" ] && echo 1)" \
 		"cycle $i ($mode): the filesystem shut down under pgbench; after log recovery and crash recovery, balances agree, pg_amcheck and pg_checksums are clean${res:+: $res}"
 done
 
-# Control: no fsync, so checkpoints do not make the tablespace durable.
-q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = fsync" -c "ALTER SYSTEM SET fsync = off" \
-	-c "SELECT pg_reload_conf()" >/dev/null
+# Control: wtsmgr's fsync requests dropped, so checkpoints do not make the
+# tablespace durable.  The injection point lives in shared memory, so it is
+# attached again in each cycle, after the cycle's first checkpoint.
+module=$(cd "$(dirname "$0")/../test/wtsmgr_test" && pwd)/wtsmgr_test
+make -s -C "$(dirname "$module")" PG_CONFIG="$prefix/bin/pg_config" >"$workdir/module.log" 2>&1 ||
+	die "cannot build test/wtsmgr_test" "see $workdir/module.log"
+chmod a+r "$module.so"
+# injection point callbacks are loaded relative to $libdir
+module_from_libdir=$(realpath --relative-to="$("$prefix/bin/pg_config" --pkglibdir)" "$module")
+q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = fsync" -c "SELECT pg_reload_conf()" \
+	-c "CREATE FUNCTION drop_sync_requests(text) RETURNS void
+		AS '$module', 'wtsmgr_test_drop_sync_requests' LANGUAGE C STRICT" >/dev/null
 sleep 1
+drop_syncs=1
 caught=
 for i in $(seq 1 "$cycles"); do
 	res=$(cycle "control$i") || res="the cycle did not complete: ${res:-see $workdir}"
@@ -180,10 +179,9 @@ for i in $(seq 1 "$cycles"); do
 		break
 	fi
 done
-check "$([ -n "$caught" ] && echo 1)" \
-	"control (fsync = off): the cycles catch the lost state${caught:+ ($caught)}"
+tap_check "$([ -n "$caught" ] && echo 1)" \
+	"control (wtsmgr's fsync requests dropped): the cycles catch the lost state${caught:+ ($caught)}"
 
 as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
 trap - EXIT
-echo "1..$n"
-[ "$nfail" -eq 0 ]
+tap_done

@@ -34,20 +34,6 @@ atomic_dir=$2
 workdir=$3
 export PATH="$prefix/bin:$PATH"
 
-n=0
-nfail=0
-check()
-{
-	local ok=$1
-	shift
-	n=$((n + 1))
-	if [ "$ok" = 1 ]; then
-		echo "ok $n - $*"
-	else
-		echo "not ok $n - $*"
-		nfail=$((nfail + 1))
-	fi
-}
 
 if ! is_root || [ -z "$atomic_dir" ]; then
 	echo "1..1"
@@ -128,7 +114,7 @@ q -d audit -c "CREATE TABLE probe_me (x int)" -c "DROP TABLE probe_me"
 read -r untorn unit_min unit_max < <(q -d postgres -F ' ' -c "
 	SELECT untorn_blocks, atomic_unit_min, atomic_unit_max
 	FROM wtsmgr_tablespaces WHERE tablespace = 'ts_audit'")
-check "$([ "$untorn" = t ] && echo 1)" \
+tap_check "$([ "$untorn" = t ] && echo 1)" \
 	"ts_audit on the atomic filesystem ($majmin) is untorn: atomic units $unit_min to $unit_max bytes"
 
 # Inode numbers of the files in ts_audit, recorded often while the workload
@@ -305,7 +291,7 @@ traced_phase()
 	cp "$inst/trace" "$workdir/$phase.trace"
 	lost=$(cat "$inst"/per_cpu/cpu*/stats |
 		awk '/^(overrun|dropped events|commit overrun):/ {n += $NF} END {print n + 0}')
-	check "$([ "$lost" -eq 0 ] && echo 1)" "$phase: the trace buffer lost no event (overrun + dropped: $lost)"
+	tap_check "$([ "$lost" -eq 0 ] && echo 1)" "$phase: the trace buffer lost no event (overrun + dropped: $lost)"
 }
 
 # Classify phase $1's trace (or the file $5), $2 = DSYNC required, $3 =
@@ -323,28 +309,28 @@ audit()
 traced_phase fsync
 audit fsync 0 1 "$workdir/fsync.flagged"
 echo "# fsync: $w direct writes to relation files of ts_audit ($nw of them io_uring NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $unf written files not fsynced by the checkpoint; $oth direct writes and $rd direct reads elsewhere on the filesystem"
-check "$([ "${w:-0}" -gt 1000 ] && echo 1)" "fsync: the workload wrote to ts_audit's relation files ($w writes)"
-check "$([ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
+tap_check "$([ "${w:-0}" -gt 1000 ] && echo 1)" "fsync: the workload wrote to ts_audit's relation files ($w writes)"
+tap_check "$([ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
 	"fsync: every write is atomic, direct, a power of two in [$unit_min, $unit_max], aligned, whole blocks ($a of $w)"
-check "$([ "$buf" = 0 ] && echo 1)" "fsync: no buffered write to them ($buf)"
-check "$([ "$unf" = 0 ] && echo 1)" "fsync: every relation file written is fsynced before the checkpoint ends ($unf not)"
+tap_check "$([ "$buf" = 0 ] && echo 1)" "fsync: no buffered write to them ($buf)"
+tap_check "$([ "$unf" = 0 ] && echo 1)" "fsync: every relation file written is fsynced before the checkpoint ends ($unf not)"
 multi=$(perl -ne 'print "$1\n" if /iomap_dio_rw_begin:.* length 0x([0-9a-f]+) .*ATOMIC/' "$workdir/fsync.trace" |
 	awk '{ if ($1 != "2000") n++ } END {print n + 0}')
-check "$([ "$multi" -gt 0 ] && echo 1)" "fsync: multi-block atomic units were among them ($multi)"
+tap_check "$([ "$multi" -gt 0 ] && echo 1)" "fsync: multi-block atomic units were among them ($multi)"
 
 # The classifier's own checks can fail: on the same trace, it flags every
 # write when DSYNC is required, the multi-block units when the unit limit is
 # one block, and unfsynced files when the fsync events are taken out.
 audit fsync 1 0 /dev/null
-check "$([ -n "$w" ] && [ "$b" = "$w" ] && echo 1)" "control: requiring DSYNC flags every write of that trace ($b of $w)"
+tap_check "$([ -n "$w" ] && [ "$b" = "$w" ] && echo 1)" "control: requiring DSYNC flags every write of that trace ($b of $w)"
 saved_max=$unit_max
 unit_max=8192
 audit fsync 0 0 /dev/null
 unit_max=$saved_max
-check "$([ "$multi" -gt 0 ] && [ "$b" = "$multi" ] && echo 1)" "control: a unit limit of one block flags the multi-block units ($b)"
+tap_check "$([ "$multi" -gt 0 ] && [ "$b" = "$multi" ] && echo 1)" "control: a unit limit of one block flags the multi-block units ($b)"
 grep -v xfs_file_fsync "$workdir/fsync.trace" >"$workdir/nofsync.trace"
 audit fsync 0 1 /dev/null "$workdir/nofsync.trace"
-check "$([ "${unf:-0}" -gt 0 ] && echo 1)" "control: without the fsync events, unfsynced files are flagged ($unf)"
+tap_check "$([ "${unf:-0}" -gt 0 ] && echo 1)" "control: without the fsync events, unfsynced files are flagged ($unf)"
 
 # Phase 2: durability dsync.
 q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = dsync" -c "SELECT pg_reload_conf()" >/dev/null
@@ -352,9 +338,9 @@ sleep 2
 traced_phase dsync
 audit dsync 1 0 "$workdir/dsync.flagged"
 echo "# dsync: $w direct writes to relation files of ts_audit ($nw of them io_uring NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $oth direct writes and $rd direct reads elsewhere on the filesystem"
-check "$([ "${w:-0}" -gt 1000 ] && [ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
+tap_check "$([ "${w:-0}" -gt 1000 ] && [ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
 	"dsync: every write is atomic and carries DSYNC, as above ($a of $w)"
-check "$([ "$buf" = 0 ] && echo 1)" "dsync: no buffered write to them ($buf)"
+tap_check "$([ "$buf" = 0 ] && echo 1)" "dsync: no buffered write to them ($buf)"
 
 # Phase 3: control, the same cluster without wtsmgr.
 q -d postgres -c "ALTER SYSTEM RESET wtsmgr.durability" -c "DROP EXTENSION wtsmgr"
@@ -365,7 +351,7 @@ traced_phase control
 audit control 0 1 "$workdir/control.flagged"
 echo "# control (no wtsmgr): $w direct writes to relation files of ts_audit, $a ATOMIC, $b flagged; $buf buffered writes to them"
 sed -n 's/^/# flagged: /; 1,3p' "$workdir/control.flagged"
-check "$([ "${buf:-0}" -gt 0 ] && echo 1)" "control: the audit flags the stock server's buffered writes ($buf)"
+tap_check "$([ "${buf:-0}" -gt 0 ] && echo 1)" "control: the audit flags the stock server's buffered writes ($buf)"
 
 for phase in fsync dsync; do
 	if [ -s "$workdir/$phase.flagged" ]; then
@@ -373,5 +359,4 @@ for phase in fsync dsync; do
 	fi
 done
 as_user pg_ctl -D "$pgdata" -w stop >/dev/null
-echo "1..$n"
-[ "$nfail" -eq 0 ]
+tap_done

@@ -239,6 +239,32 @@ wtsmgr_test_fail_ring_setup(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Injection point callback: drop the fsync request of a segment file that
+ * wtsmgr wrote, so that no checkpoint makes the write durable.
+ */
+extern PGDLLEXPORT void wtsmgr_test_drop_sync(const char *name,
+											  const void *private_data,
+											  void *arg);
+
+void
+wtsmgr_test_drop_sync(const char *name, const void *private_data, void *arg)
+{
+	*(bool *) arg = true;
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_drop_sync_requests);
+
+Datum
+wtsmgr_test_drop_sync_requests(PG_FUNCTION_ARGS)
+{
+	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	InjectionPointAttach("wtsmgr-register-sync", library,
+						 "wtsmgr_test_drop_sync", NULL, 0);
+	PG_RETURN_VOID();
+}
+
 PG_FUNCTION_INFO_V1(wtsmgr_test_write_bench);
 
 Datum
