@@ -13,7 +13,6 @@
 use strict;
 use warnings FATAL => 'all';
 
-use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -24,15 +23,7 @@ use WtsmgrTest;
 
 my $atomic_dir =
   required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my $module = $ENV{WTSMGR_TEST_MODULE}
-  or BAIL_OUT(
-	'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh');
-
-# Injection point callbacks are loaded relative to $libdir; the module is
-# not installed, so point there from $libdir.
-my $pkglibdir = `pg_config --pkglibdir`;
-chomp $pkglibdir;
-my $module_from_libdir = File::Spec->abs2rel($module, $pkglibdir);
+my ($module, $module_from_libdir) = test_module();
 
 my $node = PostgreSQL::Test::Cluster->new('faults');
 $node->init;

@@ -39,7 +39,6 @@
 use strict;
 use warnings FATAL => 'all';
 
-use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -50,14 +49,8 @@ use WtsmgrTest;
 
 my $atomic_dir =
   required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my $module = $ENV{WTSMGR_TEST_MODULE}
-  or BAIL_OUT(
-	'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh');
+my ($module, $lib) = test_module();
 my $no_faults = ($ENV{WTSMGR_T025_NO_FAULTS} // '') eq '1';
-
-my $pkglibdir = `pg_config --pkglibdir`;
-chomp $pkglibdir;
-my $lib = File::Spec->abs2rel($module, $pkglibdir);
 
 my $node = PostgreSQL::Test::Cluster->new('batch_faults');
 $node->init;

@@ -8,9 +8,10 @@ use strict;
 use warnings FATAL => 'all';
 
 use Exporter 'import';
+use File::Spec;
 use Test::More;
 
-our @EXPORT = qw(required_dir first_touches);
+our @EXPORT = qw(required_dir test_module first_touches);
 
 # The directory an environment variable names, which scripts/test.sh sets
 # when it can make the filesystem (as root).  Without it the whole test is
@@ -24,6 +25,21 @@ sub required_dir
 	plan skip_all =>
 	  "$var is not set: scripts/test.sh makes $what only when run as root";
 	return;
+}
+
+# The test-only module test/wtsmgr_test, which "make installcheck" builds
+# but never installs: its absolute path (for CREATE FUNCTION ... AS), and
+# the same relative to $libdir (injection point callbacks are loaded from
+# there).
+sub test_module
+{
+	my $module = $ENV{WTSMGR_TEST_MODULE}
+	  or BAIL_OUT(
+		'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh'
+	  );
+	my $pkglibdir = `pg_config --pkglibdir`;
+	chomp $pkglibdir;
+	return ($module, File::Spec->abs2rel($module, $pkglibdir));
 }
 
 # What WAL in [start, end) did with the first change to each block of a
