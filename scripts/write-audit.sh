@@ -19,6 +19,9 @@
 #    to its length, of whole blocks; no buffered write touches those files;
 #    every relation file written is fsynced after its last write and before
 #    the final CHECKPOINT returns.
+#    Then, the same checks while PostgreSQL's own regression suite runs
+#    with default_tablespace = ts_audit (its tests may fail there; only its
+#    writes matter).
 # 2. The same with wtsmgr.durability = dsync: every write carries DSYNC.
 # 3. Control: the same cluster restarted without wtsmgr (after a clean
 #    shutdown, which is when that is allowed).  The same checks must flag
@@ -155,6 +158,29 @@ SQL
 	q -d audit -c CHECKPOINT
 }
 
+# PostgreSQL's own regression suite as a workload, with its tables in
+# ts_audit (default_tablespace); whether its tests pass does not matter
+# here, only how its writes reach the disk.
+regress_workload()
+{
+	local phase=$1 source build
+	# shellcheck disable=SC1091
+	. "$prefix/wtsmgr-build.info"	# source=, build=
+	q -d postgres -c "ALTER SYSTEM SET default_tablespace = 'ts_audit'" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	mkdir -p "$workdir/regress"
+	chown "$WTSMGR_USER" "$workdir/regress"
+	as_user "$build/src/test/regress/pg_regress" \
+		--inputdir="$source/src/test/regress" --bindir="$prefix/bin" \
+		--dlpath="$build/src/test/regress" --outputdir="$workdir/regress" \
+		--host="$sock" --port="$port" --max-concurrent-tests=20 \
+		--schedule="$source/src/test/regress/parallel_schedule" \
+		>"$workdir/$phase-regress.log" 2>&1 || true
+	q -d postgres -c "ALTER SYSTEM RESET default_tablespace" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	q -d postgres -c CHECKPOINT
+}
+
 # Classify a saved trace: every write to a relation file of ts_audit, or to
 # a file of the filesystem the snapshots do not name, must be atomic as
 # described above.  Prints "writes atomic bad buffered unfsynced other
@@ -269,18 +295,19 @@ print "$writes $atomic $bad $buffered $unfsynced $other $nowait $reads\n";
 PERL
 }
 
-# Run the workload under the trace; $1 phase name.  Leaves the trace, the
-# inode map and the final listing in WORKDIR.
+# Run the workload under the trace; $1 phase name, $2 the workload function
+# (default: workload).  Leaves the trace, the inode map and the final
+# listing in WORKDIR.
 traced_phase()
 {
-	local phase=$1 map=$workdir/$1.inodes
+	local phase=$1 run=${2:-workload} map=$workdir/$1.inodes
 	: >"$map"
 	snapshot "$map"
 	echo >"$inst/trace"
 	echo 1 >"$inst/tracing_on"
 	(while :; do snapshot "$map"; sleep 0.2; done) &
 	snapper=$!
-	workload "$phase"
+	"$run" "$phase"
 	echo "wtsmgr-audit checkpoint done" >"$inst/trace_marker"
 	kill "$snapper"
 	wait "$snapper" 2>/dev/null || true
@@ -332,6 +359,16 @@ grep -v xfs_file_fsync "$workdir/fsync.trace" >"$workdir/nofsync.trace"
 audit fsync 0 1 /dev/null "$workdir/nofsync.trace"
 tap_check "$([ "${unf:-0}" -gt 0 ] && echo 1)" "control: without the fsync events, unfsynced files are flagged ($unf)"
 
+# Phase 1b: PostgreSQL's regression suite, tables in ts_audit, fsync.
+traced_phase regress regress_workload
+audit regress 0 1 "$workdir/regress.flagged"
+ntests=$(grep -c '^ok ' "$workdir/regress-regress.log" || true)
+echo "# regress ($ntests regression tests passed, with tables in ts_audit): $w direct writes to relation files of ts_audit, $a ATOMIC, $b flagged; $buf buffered writes to them; $unf written files not fsynced by the checkpoint"
+tap_check "$([ "${w:-0}" -gt 1000 ] && [ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
+	"regress: every write of PostgreSQL's regression suite to ts_audit is atomic, as above ($a of $w)"
+tap_check "$([ "$buf" = 0 ] && [ "$unf" = 0 ] && echo 1)" \
+	"regress: no buffered write to them ($buf), every file fsynced by the checkpoint ($unf not)"
+
 # Phase 2: durability dsync.
 q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = dsync" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 2
@@ -353,7 +390,7 @@ echo "# control (no wtsmgr): $w direct writes to relation files of ts_audit, $a 
 sed -n 's/^/# flagged: /; 1,3p' "$workdir/control.flagged"
 tap_check "$([ "${buf:-0}" -gt 0 ] && echo 1)" "control: the audit flags the stock server's buffered writes ($buf)"
 
-for phase in fsync dsync; do
+for phase in fsync regress dsync; do
 	if [ -s "$workdir/$phase.flagged" ]; then
 		sed 's/^/# flagged: /' "$workdir/$phase.flagged"
 	fi
