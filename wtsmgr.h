@@ -110,7 +110,7 @@ typedef enum WtsmgrFpiDecision
 	WTSMGR_FPI_SKIP,			/* may be left out where blocks are untorn */
 	WTSMGR_FPI_SWITCHED_OFF,	/* wtsmgr.skip_full_page_images is off */
 	WTSMGR_FPI_LISTED,			/* in wtsmgr.keep_full_page_images_tablespaces */
-	WTSMGR_FPI_DROPPED,			/* no longer in pg_tablespace */
+	WTSMGR_FPI_DROPPED,			/* dropped: its directory is gone */
 } WtsmgrFpiDecision;
 
 /*
@@ -132,7 +132,10 @@ typedef struct WtsmgrTablespace
 	 * Set once a probe has found the tablespace untorn, and never cleared
 	 * while the server runs: from then on every write there is atomic, even
 	 * if a later probe disagrees, because pages whose images were left out
-	 * must never be written otherwise (see wtsmgr_fpi.c).
+	 * must never be written otherwise (see wtsmgr_fpi.c).  The one exception
+	 * is a tablespace dropped and created again under the same OID, in
+	 * another directory (dir_dev, dir_ino): none of the old one's pages is
+	 * left to write.
 	 */
 	pg_atomic_uint32 atomic_path;
 
