@@ -49,7 +49,6 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
-#include "utils/varlena.h"
 
 #include "wtsmgr.h"
 

@@ -72,9 +72,7 @@ my $decision = sub {
 	return $node->safe_psql('postgres',
 		"SELECT full_page_images FROM wtsmgr_tablespaces WHERE tablespace = '$ts'");
 };
-$node->poll_query_until('postgres',
-	q{SELECT full_page_images = 'skipped' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
-  or die 'images of ts_atomic were never skipped';
+wait_for_decision($node, 'ts_atomic', 'skipped');
 is($decision->('ts_atomic'), 'skipped', 'the untorn tablespace skips images');
 is($decision->('ts_plain'), 'kept: blocks may tear', 'the other keeps them');
 

@@ -71,9 +71,7 @@ my $spcoid = $p->safe_psql('postgres',
 $p->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
 	'pgbench tables in the untorn tablespace');
 $p->safe_psql('db', 'CREATE EXTENSION amcheck');
-$p->poll_query_until('postgres',
-	q{SELECT full_page_images = 'skipped' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
-  or die 'images of ts_atomic were never skipped';
+wait_for_decision($p, 'ts_atomic', 'skipped');
 
 my $bk = $p->backup_dir . '/bk';
 $p->backup('bk', backup_options => [ "--tablespace-mapping=$ts_p=$bk-ts" ]);
@@ -92,9 +90,7 @@ $s->promote;
 
 # On the old primary: commit, and a reader sets the hint bits, once the
 # checkpoint's cycle is announced (before that, images are kept).
-$p->poll_query_until('postgres',
-	q{SELECT full_page_images = 'skipped' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
-  or die 'the checkpoint cycle was never announced';
+wait_for_decision($p, 'ts_atomic', 'skipped');
 my $lsn_hint = $p->lsn('insert');
 $p->safe_psql('postgres', q{COMMIT PREPARED 'p1'});
 is($p->safe_psql('postgres', 'SELECT count(*) FROM t'), '1',

@@ -56,9 +56,7 @@ $primary->command_ok(
 
 my $wait_decision = sub {
 	my ($want) = @_;
-	$primary->poll_query_until('postgres',
-		qq{SELECT full_page_images = '$want' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
-	  or die "ts_atomic never reached '$want'";
+	wait_for_decision($primary, 'ts_atomic', $want);
 };
 $wait_decision->('skipped');
 

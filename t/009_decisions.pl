@@ -64,9 +64,7 @@ my $decision = sub {
 };
 my $wait_decision = sub {
 	my ($want) = @_;
-	$node->poll_query_until('postgres',
-		qq{SELECT full_page_images = '$want' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'})
-	  or die "ts_atomic never reached '$want'";
+	wait_for_decision($node, 'ts_atomic', $want);
 };
 $wait_decision->('skipped');
 

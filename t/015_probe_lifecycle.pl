@@ -107,9 +107,7 @@ $node->safe_psql('postgres', 'DROP TABLESPACE ts_a');
 my $lsn1 = $node->lsn('insert');
 $node->safe_psql('postgres', 'CHECKPOINT');
 $node->safe_psql('postgres', 'INSERT INTO t_b VALUES (1)');
-$node->poll_query_until('postgres',
-	q{SELECT full_page_images = 'skipped' FROM wtsmgr_tablespaces WHERE tablespace = 'ts_b'})
-  or die 'ts_b was never announced';
+wait_for_decision($node, 'ts_b', 'skipped');
 # a commit flushes the WAL that holds the announcement, for pg_walinspect
 $node->safe_psql('postgres', 'INSERT INTO t_b VALUES (2)');
 my $announced = $node->safe_psql(

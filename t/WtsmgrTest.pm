@@ -11,7 +11,7 @@ use Exporter 'import';
 use File::Spec;
 use Test::More;
 
-our @EXPORT = qw(required_dir test_module first_touches);
+our @EXPORT = qw(required_dir test_module wait_for_decision first_touches);
 
 # The directory an environment variable names, which scripts/test.sh sets
 # when it can make the filesystem (as root).  Without it the whole test is
@@ -40,6 +40,18 @@ sub test_module
 	my $pkglibdir = `pg_config --pkglibdir`;
 	chomp $pkglibdir;
 	return ($module, File::Spec->abs2rel($module, $pkglibdir));
+}
+
+# Wait until wtsmgr_tablespaces shows $want as the full-page-image decision
+# of tablespace $ts (the announcer publishes decisions, and announces each
+# checkpoint cycle, a moment after the fact); die if it never does.
+sub wait_for_decision
+{
+	my ($node, $ts, $want) = @_;
+	$node->poll_query_until('postgres',
+		qq{SELECT full_page_images = '$want' FROM wtsmgr_tablespaces WHERE tablespace = '$ts'})
+	  or die "tablespace $ts never showed \"$want\"";
+	return;
 }
 
 # What WAL in [start, end) did with the first change to each block of a
