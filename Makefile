@@ -13,6 +13,9 @@ OBJS = \
 	wtsmgr.o \
 	wtsmgr_atomic.o \
 	wtsmgr_fpi.o \
+	wtsmgr_registry.o \
+	wtsmgr_sql.o \
+	wtsmgr_stats.o \
 	wtsmgr_statx.o
 
 EXTENSION = wtsmgr
@@ -50,8 +53,15 @@ include $(PGXS)
 # Objects built against one server (say, with injection points) must not be
 # installed into another: rebuild when PG_CONFIG names a different server.
 # The stamp only changes when the server does.
-$(OBJS): .pg_config_stamp wtsmgr.h
-wtsmgr_atomic.o: wtsmgr_split.h
+$(OBJS): .pg_config_stamp
+# Each module's header, and the headers of the modules it uses (wtsmgr.h)
+wtsmgr_statx.o: wtsmgr_statx.h
+wtsmgr_registry.o: wtsmgr_registry.h wtsmgr_statx.h
+wtsmgr_stats.o: wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
+wtsmgr_atomic.o: wtsmgr_atomic.h wtsmgr_split.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
+wtsmgr_fpi.o: wtsmgr_fpi.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
+wtsmgr.o: wtsmgr.h wtsmgr_atomic.h wtsmgr_fpi.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
+wtsmgr_sql.o: wtsmgr.h wtsmgr_fpi.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
 .pg_config_stamp: FORCE
 	@echo '$(shell $(PG_CONFIG) --bindir) $(shell $(PG_CONFIG) --configure)' | cmp -s - $@ || \
 		echo '$(shell $(PG_CONFIG) --bindir) $(shell $(PG_CONFIG) --configure)' > $@

@@ -17,8 +17,9 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'wtsmgr_relation_smgr'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
--- Calls the storage manager received since the server started, summed
--- over all processes.
+-- Calls the storage manager received, summed over all processes and the
+-- tablespaces wtsmgr tracks: cumulative statistics, kept across a clean
+-- restart and set to zero by wtsmgr_stat_reset().
 CREATE FUNCTION wtsmgr_smgr_counters(
     OUT opens bigint,
     OUT creates bigint,
@@ -35,7 +36,8 @@ CREATE VIEW wtsmgr_smgr_counters AS
     SELECT * FROM wtsmgr_smgr_counters();
 
 -- What statx() reports about atomic writes to a file.  It can test the
--- existence of any path the server can reach, so it is not for PUBLIC.
+-- existence of any path the server can reach, so it is not for PUBLIC (see
+-- the grants at the end).
 CREATE FUNCTION wtsmgr_statx(path text,
     OUT fs_type text,
     OUT atomic_write bool,
@@ -47,9 +49,6 @@ CREATE FUNCTION wtsmgr_statx(path text,
     OUT dio_offset_align bigint)
 AS 'MODULE_PATHNAME', 'wtsmgr_statx'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
-
--- The function itself admits only roles with the privileges of
--- pg_read_server_files, and says so.
 
 -- One row per tablespace: what the last probe found and what wtsmgr decided.
 CREATE FUNCTION wtsmgr_tablespaces(
@@ -81,7 +80,6 @@ CREATE VIEW wtsmgr_tablespaces AS
     SELECT * FROM wtsmgr_tablespaces();
 
 -- Probe a tablespace again; returns its new row of wtsmgr_tablespaces.
--- Superusers and members of pg_maintain only (checked by the function).
 CREATE FUNCTION wtsmgr_probe(tablespace name)
 RETURNS wtsmgr_tablespaces
 AS 'MODULE_PATHNAME', 'wtsmgr_probe'
@@ -99,7 +97,9 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'wtsmgr_relation'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
--- I/O counters per probed tablespace, shaped like pg_stat_io.
+-- I/O statistics per tracked tablespace, shaped like pg_stat_io: cumulative
+-- statistics, kept across a clean restart; stats_reset is null until the
+-- first reset.
 CREATE FUNCTION wtsmgr_stat_io(
     OUT tablespace name,
     OUT spcoid oid,
@@ -121,8 +121,7 @@ LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 CREATE VIEW wtsmgr_stat_io AS
     SELECT * FROM wtsmgr_stat_io();
 
--- Set the counters of wtsmgr_stat_io to zero.  Superusers and members of
--- pg_maintain only (checked by the function).
+-- Set wtsmgr's statistics to zero: wtsmgr_stat_io and wtsmgr_smgr_counters.
 CREATE FUNCTION wtsmgr_stat_reset()
 RETURNS void
 AS 'MODULE_PATHNAME', 'wtsmgr_stat_reset'
@@ -132,11 +131,18 @@ LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 GRANT SELECT ON wtsmgr_smgr_counters, wtsmgr_tablespaces, wtsmgr_stat_io
     TO PUBLIC;
 
+-- Probing writes to a tablespace and resetting statistics are maintenance;
+-- statx() of an arbitrary path is reading server files.
+REVOKE ALL ON FUNCTION wtsmgr_probe(name), wtsmgr_stat_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wtsmgr_probe(name), wtsmgr_stat_reset()
+    TO pg_maintain;
+REVOKE ALL ON FUNCTION wtsmgr_statx(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wtsmgr_statx(text) TO pg_read_server_files;
+
 -- WAL that leaving images out saved, next to pg_stat_wal.  The saving is
 -- estimated as skipped images x 8192 bytes, an upper bound: a logged image
 -- leaves out its page's hole and may be compressed (wal_compression).
--- fpi_skipped counts each time the core asked and wtsmgr answered, which
--- includes records assembled again and pruning's what-if questions.
+-- fpi_skipped counts each image left out of a WAL record once.
 CREATE VIEW wtsmgr_wal_savings AS
     SELECT w.wal_records, w.wal_fpi, w.wal_bytes,
            s.fpi_skipped,

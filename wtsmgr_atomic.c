@@ -23,7 +23,7 @@
  *   buffers need more iovecs than the device takes, or are misaligned, are
  *   copied into an aligned bounce buffer.
  *
- * - Durability: with wtsmgr.durability = fsync, writes are plain atomic
+ * - Durability (wtsmgr.durability): with fsync, writes are plain atomic
  *   direct writes and the checkpointer fsyncs the segment, as md.c arranges
  *   for its own writes; with dsync, every write carries RWF_DSYNC and no
  *   fsync request is made for it.
@@ -40,6 +40,9 @@
  *   on each later write.  New files in XFS get an extent size hint
  *   (wtsmgr.extent_size_hint) so that growing many files at once does not
  *   fragment them.
+ *
+ * This file also owns the write path's settings, wtsmgr.durability and
+ * wtsmgr.io_uring_entries, and counts what it does in wtsmgr_stats.c.
  *
  * Temporary relations are never WAL-logged and vanish at a crash, so a torn
  * page of theirs cannot matter: they, and everything outside untorn
@@ -72,18 +75,37 @@
 #include "storage/fd.h"
 #include "storage/md.h"
 #include "storage/sync.h"
+#include "utils/guc.h"
 #include "utils/injection_point.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
-#include "wtsmgr.h"
+#include "wtsmgr_atomic.h"
 #include "wtsmgr_split.h"
+#include "wtsmgr_stats.h"
 
 /* Largest run handled in one go: io_combine_limit's ceiling */
 #define WTSMGR_MAX_RUN MAX_IO_COMBINE_LIMIT
 
 /* Retries of a unit that was interrupted or written short */
 #define WTSMGR_MAX_RETRIES 16
+
+/* wtsmgr.durability */
+typedef enum WtsmgrDurability
+{
+	WTSMGR_DURABILITY_FSYNC,	/* checkpointer fsyncs, as for md.c */
+	WTSMGR_DURABILITY_DSYNC,	/* RWF_DSYNC on every atomic write */
+} WtsmgrDurability;
+
+static const struct config_enum_entry durability_options[] = {
+	{"fsync", WTSMGR_DURABILITY_FSYNC, false},
+	{"dsync", WTSMGR_DURABILITY_DSYNC, false},
+	{NULL, 0, false}
+};
+
+/* GUC variables */
+static int	durability = WTSMGR_DURABILITY_FSYNC;
+static int	io_uring_entries = 64;
 
 /* holds the per-relation segment arrays */
 static MemoryContext WtsmgrCxt = NULL;
@@ -113,10 +135,36 @@ static void write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 							  bool skipFsync, bool extending);
 
 /*
- * wtsmgr_atomic_init() -- Per-process initialization (smgr_init).
+ * wtsmgr_atomic_init() -- Called from _PG_init(): the write path's settings.
  */
 void
 wtsmgr_atomic_init(void)
+{
+	DefineCustomEnumVariable("wtsmgr.durability",
+							 "How atomic writes are made durable.",
+							 "fsync: plain atomic direct writes, fsynced by the checkpointer as md.c's are; dsync: every atomic write carries RWF_DSYNC and needs no fsync.",
+							 &durability,
+							 WTSMGR_DURABILITY_FSYNC,
+							 durability_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("wtsmgr.io_uring_entries",
+							"Size of each backend's io_uring submission queue.",
+							"A batch of atomic units larger than this is submitted in several rounds.",
+							&io_uring_entries,
+							64, 1, 4096,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+}
+
+/*
+ * wtsmgr_atomic_backend_init() -- Per-process initialization (smgr_init).
+ */
+void
+wtsmgr_atomic_backend_init(void)
 {
 	WtsmgrCxt = AllocSetContextCreate(TopMemoryContext, "wtsmgr",
 									  ALLOCSET_SMALL_SIZES);
@@ -184,20 +232,22 @@ wtsmgr_relation_tablespace(SMgrRelation reln)
  * Does this relation's writing go through the atomic path?  Only if its
  * tablespace was proven untorn since the server started, even if a later
  * probe disagrees (wtsmgr_fpi.c says why); temporary relations never do (see
- * the file header).  *ts is set to the tablespace's entry either way (NULL
- * for temporary relations), for the counters.
+ * the file header).  *ts is set to the tablespace's entry either way, for
+ * the counters of calls, and *io_ts to the same but NULL for temporary
+ * relations, whose I/O wtsmgr_stat_io does not count.
  */
 static bool
-atomic_target(SMgrRelation reln, WtsmgrTablespace **ts)
+atomic_target(SMgrRelation reln, WtsmgrTablespace **ts,
+			  WtsmgrTablespace **io_ts)
 {
+	*ts = wtsmgr_relation_tablespace(reln);
 	if (SmgrIsTemp(reln))
 	{
-		*ts = NULL;
+		*io_ts = NULL;
 		return false;
 	}
-	*ts = wtsmgr_relation_tablespace(reln);
-	/* sticky: once untorn, always atomic while the server runs */
-	return *ts != NULL && pg_atomic_read_u32(&(*ts)->atomic_path) != 0;
+	*io_ts = *ts;
+	return wtsmgr_ts_writes_atomically(*ts);
 }
 
 /*
@@ -305,9 +355,9 @@ unshare_segment(File file, const char *path)
 				(errcode_for_file_access(),
 				 errmsg("could not unshare the blocks of file \"%s\" before writing it atomically: %m",
 						path),
-				 errdetail("The file shares %lld bytes of blocks with another file (a reflink copy, e.g. from file_copy_method = clone); wtsmgr gives it blocks of its own first.",
+				 errdetail("The file shares %lld bytes of blocks with another file (a reflink copy, e.g. from file_copy_method = clone); wtsmgr gives it blocks of its own first. The blocks to write stay dirty in shared buffers.",
 						   (long long) size),
-				 errhint("Free space on the tablespace's filesystem; the blocks stay dirty in shared buffers and nothing is lost.")));
+				 errhint("Free space on the tablespace's filesystem.")));
 	}
 	ereport(LOG,
 			(errmsg("wtsmgr unshared the blocks of file \"%s\" (%lld bytes) before writing it atomically",
@@ -339,19 +389,27 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for atomic writes: %m", path),
-				 errhint("wtsmgr writes relation files in tablespaces with atomic writes through a second, O_DIRECT descriptor.")));
+				 errdetail("wtsmgr writes relation files in tablespaces with atomic writes through a second, O_DIRECT descriptor. The blocks to write stay dirty in shared buffers."),
+				 errhint("Check the file's permissions and the limit on open files.")));
 	}
 
 	if (!seg->checked)
 	{
-		/* the hint the probe proved atomic writes to work with */
-		if (create && ts->probe.extent_size_hint != 0 &&
-			FileSize(seg->file) == 0)
-			(void) wtsmgr_set_extent_size_hint(FileGetRawDesc(seg->file),
-											   ts->probe.extent_size_hint);
-		seg->atomic = wtsmgr_check_segment_file(ts, path, &seg->limits);
+		if (create && FileSize(seg->file) == 0)
+		{
+			WtsmgrTablespaceInfo info;
+
+			/* the hint the probe proved atomic writes to work with */
+			wtsmgr_ts_info(ts, &info);
+			if (info.probe.result.extent_size_hint != 0)
+				(void) wtsmgr_set_extent_size_hint(FileGetRawDesc(seg->file),
+												   info.probe.result.extent_size_hint);
+		}
+		seg->atomic = wtsmgr_check_segment_file(path, &seg->limits);
 		if (seg->atomic)
 			unshare_segment(seg->file, path);
+		else
+			wtsmgr_stat_count(ts, WTSMGR_STAT_NONATOMIC_FILES, 1);
 		seg->checked = true;
 	}
 	return seg->file;
@@ -390,7 +448,8 @@ segment_nblocks(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", path),
-				 errhint("wtsmgr checks that the segments before a new one are full, as md.c does.")));
+				 errdetail("wtsmgr checks that the segments before a new one are full, as md.c does. The blocks to write stay dirty in shared buffers."),
+				 errhint("Check the file's permissions and its filesystem.")));
 	}
 	return (int64) (st.st_size / BLCKSZ);
 }
@@ -459,7 +518,8 @@ register_dirty_segment(WtSMgrRelation wreln, ForkNumber forknum,
 					(errcode_for_file_access(),
 					 errmsg("could not fsync file \"%s\": %m",
 							FilePathName(file)),
-					 errhint("The written blocks remain dirty in shared buffers and will be written again.")));
+					 errdetail("The checkpointer's request queue was full. The written blocks remain dirty in shared buffers and will be written again."),
+					 errhint("Check the file's filesystem for errors.")));
 	}
 }
 
@@ -474,22 +534,26 @@ static void
 report_out_of_space(WtsmgrTablespace *ts)
 {
 	char		dir[MAXPGPATH];
-	uint32		unit_max_opt;
+	WtsmgrTablespaceInfo info;
 
 	if (ts == NULL)
 		return;
-	wtsmgr_tablespace_dir(ts->spcoid, dir, sizeof(dir));
-	LWLockAcquire(WtsmgrState->lock, LW_SHARED);
-	unit_max_opt = ts->probe.limits.unit_max_opt;
-	LWLockRelease(WtsmgrState->lock);
-	ereport(WARNING,
-			(errcode(ERRCODE_DISK_FULL),
-			 errmsg("tablespace %u (\"%s\") has no space left for atomic writes: checkpoints cannot complete until space is freed",
-					ts->spcoid, dir),
-			 errdetail("%s", unit_max_opt >= BLCKSZ ?
-					   "Atomic writes there are done by the device, but the write still needed new space." :
-					   "Atomic writes there are done by filesystem copy-on-write, which needs free space for every overwrite of a block, even one allocated long ago."),
-			 errhint("Free space on the tablespace's filesystem, or add space to it; dirty blocks stay in shared buffers and nothing is lost.")));
+	wtsmgr_ts_info(ts, &info);
+	wtsmgr_tablespace_dir(info.spcoid, dir, sizeof(dir));
+	if (info.probe.result.limits.unit_max_opt >= BLCKSZ)
+		ereport(WARNING,
+				(errcode(ERRCODE_DISK_FULL),
+				 errmsg("tablespace %u (\"%s\") has no space left for atomic writes: checkpoints cannot complete until space is freed",
+						info.spcoid, dir),
+				 errdetail("Atomic writes there are done by the device, but the write still needed new space. Dirty blocks stay in shared buffers."),
+				 errhint("Free space on the tablespace's filesystem, or add space to it.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_DISK_FULL),
+				 errmsg("tablespace %u (\"%s\") has no space left for atomic writes: checkpoints cannot complete until space is freed",
+						info.spcoid, dir),
+				 errdetail("Atomic writes there are done by filesystem copy-on-write, which needs free space for every overwrite of a block, even one allocated long ago. Dirty blocks stay in shared buffers."),
+				 errhint("Free space on the tablespace's filesystem, or add space to it.")));
 }
 
 /*
@@ -505,15 +569,15 @@ report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
 	errno = err;
 	if (err == EINVAL || err == EOPNOTSUPP)
 	{
-		wtsmgr_count_io(ts, WTSMGR_IO_REFUSALS, 1);
+		wtsmgr_stat_count(ts, WTSMGR_STAT_REFUSALS, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
 						len, FilePathName(file), (long long) offset),
-				 errdetail("The kernel refused an RWF_ATOMIC write in a tablespace where atomic writes were proven; wtsmgr never falls back to a write that could tear."),
-				 errhint("The blocks stay dirty in shared buffers and nothing is lost. Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
+				 errdetail("The kernel refused an RWF_ATOMIC write in a tablespace where atomic writes were proven; wtsmgr never falls back to a write that could tear. The blocks stay dirty in shared buffers and nothing is lost."),
+				 errhint("Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
 	}
-	wtsmgr_count_io(ts, WTSMGR_IO_ERRORS, 1);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_ERRORS, 1);
 	if (err == ENOSPC)
 		report_out_of_space(ts);
 	errno = err;
@@ -521,7 +585,8 @@ report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
 			(errcode_for_file_access(),
 			 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
 					len, FilePathName(file), (long long) offset),
-			 errhint("The blocks stay dirty in shared buffers and nothing is lost; they are written again once the cause (e.g. a full disk) is fixed.")));
+			 errdetail("The blocks stay dirty in shared buffers and nothing is lost; they are written again once the cause is fixed."),
+			 errhint("Check the tablespace's filesystem and device, and that it has free space.")));
 }
 
 /*
@@ -643,15 +708,15 @@ ring_available(void)
 		/* tests make setup fail here, as a kernel without io_uring does */
 		INJECTION_POINT("wtsmgr-ring-setup", &rc);
 		if (rc == 0)
-			rc = io_uring_queue_init(wtsmgr_io_uring_entries, &ring, 0);
+			rc = io_uring_queue_init(io_uring_entries, &ring, 0);
 		if (rc == 0)
 			ring_state = RING_READY;
 		else
 		{
 			ring_state = RING_UNAVAILABLE;
 			ereport(LOG,
-					(errmsg("wtsmgr could not set up io_uring, writing atomic units one at a time: %s",
-							strerror(-rc)),
+					(errmsg("wtsmgr could not set up io_uring: %s", strerror(-rc)),
+					 errdetail("This process writes the atomic units of a run one at a time."),
 					 errhint("Check that io_uring is enabled (sysctl kernel.io_uring_disabled).")));
 		}
 	}
@@ -785,9 +850,8 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	Assert(segblock + nblocks <= RELSEG_SIZE);
 
 	/*
-	 * An extension that begins a segment, or the first in this opening of
-	 * the relation, checks the segments before it: see
-	 * pad_previous_segments().
+	 * An extension that begins a segment, or the first in this opening of the
+	 * relation, checks the segments before it: see pad_previous_segments().
 	 */
 	if (extending && segno > 0 &&
 		get_segment(wreln, forknum, segno)->file == 0)
@@ -805,13 +869,13 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	limits = &get_segment(wreln, forknum, segno)->limits;
 	if (!get_segment(wreln, forknum, segno)->atomic)
 	{
-		wtsmgr_count_io(ts, WTSMGR_IO_REFUSALS, 1);
+		wtsmgr_stat_count(ts, WTSMGR_STAT_REFUSALS, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_IO_ERROR),
 				 errmsg("could not write %u blocks of file \"%s\" atomically",
 						nblocks, FilePathName(file)),
-				 errdetail("statx reports that the file cannot take atomic writes of a block, although its tablespace can."),
-				 errhint("The blocks stay dirty in shared buffers and nothing is lost. Move the file back onto the tablespace's filesystem, or re-probe the tablespace with wtsmgr_probe().")));
+				 errdetail("statx reports that the file cannot take atomic writes of a block, although its tablespace can. The blocks stay dirty in shared buffers and nothing is lost."),
+				 errhint("Move the file back onto the tablespace's filesystem, or re-probe the tablespace with wtsmgr_probe().")));
 	}
 
 	nunits = wtsmgr_plan_units(segblock, nblocks, BLCKSZ, limits->unit_min,
@@ -836,7 +900,7 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 		lens[u] = (size_t) units[u].nblocks * BLCKSZ;
 	}
 
-	if (wtsmgr_durability == WTSMGR_DURABILITY_DSYNC)
+	if (durability == WTSMGR_DURABILITY_DSYNC)
 		flags |= RWF_DSYNC;
 
 	fd = FileGetRawDesc(file);
@@ -844,7 +908,8 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not reopen file \"%s\": %m", FilePathName(file)),
-				 errhint("The blocks stay dirty in shared buffers and nothing is lost.")));
+				 errdetail("The blocks stay dirty in shared buffers and nothing is lost."),
+				 errhint("Check the limit on open files (max_files_per_process).")));
 
 	if (nunits > 1 && ring_available())
 	{
@@ -853,7 +918,7 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 		if (err == 0)
 			err = ring_write_units(fd, iovs, niovs, offsets, lens, nunits,
 								   flags, &failed);
-		wtsmgr_count_io(ts, WTSMGR_IO_BATCHES, 1);
+		wtsmgr_stat_count(ts, WTSMGR_STAT_BATCHES, 1);
 	}
 	else
 	{
@@ -868,11 +933,11 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	if (err != 0)
 		report_write_failure(ts, file, offsets[failed], lens[failed], err);
 
-	wtsmgr_count_io(ts, WTSMGR_IO_ATOMIC_WRITES, nblocks);
-	wtsmgr_count_io(ts, WTSMGR_IO_ATOMIC_UNITS, nunits);
-	wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_WRITES, nblocks);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_UNITS, nunits);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
 
-	if (!skipFsync && wtsmgr_durability == WTSMGR_DURABILITY_FSYNC)
+	if (!skipFsync && durability == WTSMGR_DURABILITY_FSYNC)
 		register_dirty_segment(wreln, forknum, segno, file);
 }
 
@@ -912,7 +977,20 @@ check_extend_limit(SMgrRelation reln, ForkNumber forknum,
 				 errmsg("cannot extend file \"%s\" beyond %u blocks",
 						relpath(reln->smgr_rlocator, forknum).str,
 						InvalidBlockNumber),
-				 errhint("A relation cannot grow past 32 TB with 8 kB blocks.")));
+				 errdetail("A relation cannot grow past 32 TB with 8 kB blocks."),
+				 errhint("Split the data over several relations, for example with partitioning.")));
+}
+
+/*
+ * Count a call of the storage manager that wrote nblocks blocks, once it
+ * has succeeded (a failed one is written again).
+ */
+static void
+count_call(WtsmgrTablespace *ts, WtsmgrStat blocks_stat, uint64 nblocks)
+{
+	if (blocks_stat == WTSMGR_STAT_WRITEV_BLOCKS)
+		wtsmgr_stat_count(ts, WTSMGR_STAT_WRITEV_CALLS, 1);
+	wtsmgr_stat_count(ts, blocks_stat, nblocks);
 }
 
 /*
@@ -923,15 +1001,16 @@ wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 			  const void **buffers, BlockNumber nblocks, bool skipFsync)
 {
 	WtsmgrTablespace *ts;
+	WtsmgrTablespace *io_ts;
 
-	wtsmgr_count(WTSMGR_COUNT_WRITEV, 1);
-	wtsmgr_count(WTSMGR_COUNT_WRITEV_BLOCKS, nblocks);
-
-	if (!atomic_target(reln, &ts))
+	if (!atomic_target(reln, &ts, &io_ts))
 	{
 		mdwritev(reln, forknum, blocknum, buffers, nblocks, skipFsync);
-		wtsmgr_count_io(ts, WTSMGR_IO_WRITES, nblocks);
-		wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
+		count_call(ts, WTSMGR_STAT_WRITEV_BLOCKS, nblocks);
+		wtsmgr_stat_count(io_ts, WTSMGR_STAT_WRITES, nblocks);
+		wtsmgr_stat_count(io_ts, WTSMGR_STAT_WRITE_BYTES,
+						  (uint64) nblocks * BLCKSZ);
+		wtsmgr_stats_flush_if_due(false);
 		return;
 	}
 
@@ -942,7 +1021,9 @@ wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	 */
 	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, buffers,
 				 nblocks, skipFsync, InRecovery);
-	wtsmgr_count_io(ts, WTSMGR_IO_WRITES, nblocks);
+	count_call(ts, WTSMGR_STAT_WRITEV_BLOCKS, nblocks);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_WRITES, nblocks);
+	wtsmgr_stats_flush_if_due(false);
 }
 
 /*
@@ -953,21 +1034,24 @@ wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 			  const void *buffer, bool skipFsync)
 {
 	WtsmgrTablespace *ts;
+	WtsmgrTablespace *io_ts;
 
-	wtsmgr_count(WTSMGR_COUNT_EXTEND, 1);
-
-	if (!atomic_target(reln, &ts))
+	if (!atomic_target(reln, &ts, &io_ts))
 	{
 		mdextend(reln, forknum, blocknum, buffer, skipFsync);
-		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, 1);
-		wtsmgr_count_io(ts, WTSMGR_IO_WRITE_BYTES, BLCKSZ);
+		count_call(ts, WTSMGR_STAT_EXTEND_BLOCKS, 1);
+		wtsmgr_stat_count(io_ts, WTSMGR_STAT_EXTENDS, 1);
+		wtsmgr_stat_count(io_ts, WTSMGR_STAT_WRITE_BYTES, BLCKSZ);
+		wtsmgr_stats_flush_if_due(false);
 		return;
 	}
 
 	check_extend_limit(reln, forknum, blocknum, 1);
 	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, &buffer, 1,
 				 skipFsync, true);
-	wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, 1);
+	count_call(ts, WTSMGR_STAT_EXTEND_BLOCKS, 1);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_EXTENDS, 1);
+	wtsmgr_stats_flush_if_due(false);
 }
 
 /*
@@ -981,22 +1065,23 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 				  int nblocks, bool skipFsync)
 {
 	WtsmgrTablespace *ts;
+	WtsmgrTablespace *io_ts;
 	const void *zeros[WTSMGR_MAX_RUN];
 
-	wtsmgr_count(WTSMGR_COUNT_ZEROEXTEND, nblocks);
-
 	/*
-	 * Recovery extends a relation only to replay records that then
-	 * initialize or overwrite the new blocks, which are written atomically
-	 * like any other.  Writing the zeros atomically first would cost a
-	 * copy-on-write atomic write per block (and its space) for nothing, so
-	 * recovery extends as md.c does.  The zeros cannot tear into anything:
-	 * the blocks lie past the old end of the file.
+	 * Recovery extends a relation only to replay records that then initialize
+	 * or overwrite the new blocks, which are written atomically like any
+	 * other.  Writing the zeros atomically first would cost a copy-on-write
+	 * atomic write per block (and its space) for nothing, so recovery extends
+	 * as md.c does.  The zeros cannot tear into anything: the blocks lie past
+	 * the old end of the file.
 	 */
-	if (!atomic_target(reln, &ts) || InRecovery)
+	if (!atomic_target(reln, &ts, &io_ts) || InRecovery)
 	{
 		mdzeroextend(reln, forknum, blocknum, nblocks, skipFsync);
-		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, nblocks);
+		count_call(ts, WTSMGR_STAT_ZEROEXTEND_BLOCKS, nblocks);
+		wtsmgr_stat_count(io_ts, WTSMGR_STAT_EXTENDS, nblocks);
+		wtsmgr_stats_flush_if_due(false);
 		return;
 	}
 
@@ -1012,8 +1097,10 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 
 		atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, zeros, n,
 					 skipFsync, true);
-		wtsmgr_count_io(ts, WTSMGR_IO_EXTENDS, n);
+		count_call(ts, WTSMGR_STAT_ZEROEXTEND_BLOCKS, n);
+		wtsmgr_stat_count(ts, WTSMGR_STAT_EXTENDS, n);
 		blocknum += n;
 		nblocks -= n;
 	}
+	wtsmgr_stats_flush_if_due(false);
 }

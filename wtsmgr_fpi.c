@@ -4,8 +4,12 @@
  *	  Leaving full-page images out for blocks that are written untorn.
  *
  * This file owns the decision that is wtsmgr's payoff: the answer to the
- * core xlog_untorn_block_hook, the settings that steer it, and what the WAL
- * tells other servers about it.
+ * core xlog_untorn_block_hook, the settings that steer it
+ * (wtsmgr.skip_full_page_images, wtsmgr.keep_full_page_images_tablespaces,
+ * wtsmgr.database, wtsmgr.allow_torn_recovery), the announcer that makes
+ * the decision, and what the WAL tells other servers about it.  It keeps
+ * its per-tablespace state in the tablespace registry, through its
+ * accessors.
  *
  * Why it is safe.  A full-page image protects a block against a write torn
  * by a crash: replay starts from the image instead of from the torn block.
@@ -23,7 +27,7 @@
  * design demands that every write of such a block be atomic from then until
  * at least the next checkpoint completes.  wtsmgr_atomic.c writes every block
  * of a tablespace atomically as soon as a probe has found it untorn
- * (WtsmgrTablespace.atomic_path), and it never goes back to md.c's plain
+ * (wtsmgr_ts_writes_atomically()), and it never goes back to md.c's plain
  * writes while the server runs, whatever later probes say or settings
  * change: a write it cannot do atomically fails with an ERROR and leaves the
  * buffer dirty.  So the settings in (b) may change at any reload, both ways,
@@ -82,6 +86,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/shmem.h"
 #include "storage/proc.h"
 #include "storage/procnumber.h"
 #include "tcop/tcopprot.h"
@@ -91,7 +96,8 @@
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
 
-#include "wtsmgr.h"
+#include "wtsmgr_fpi.h"
+#include "wtsmgr_stats.h"
 
 /*
  * wtsmgr's custom WAL resource manager.  The id must not collide with
@@ -112,6 +118,28 @@ typedef struct xl_wtsmgr_untorn
 
 /* How often the announcer looks for work when nobody wakes it, ms */
 #define ANNOUNCER_NAPTIME 200L
+
+/*
+ * What the image decision decided about a tablespace, kept in its registry
+ * entry; readable without locks.
+ */
+typedef enum WtsmgrFpiDecision
+{
+	WTSMGR_FPI_UNDECIDED = 0,	/* not decided yet: keeps images */
+	WTSMGR_FPI_SKIP,			/* may be left out where blocks are untorn */
+	WTSMGR_FPI_SWITCHED_OFF,	/* wtsmgr.skip_full_page_images is off */
+	WTSMGR_FPI_LISTED,			/* in wtsmgr.keep_full_page_images_tablespaces */
+	WTSMGR_FPI_DROPPED,			/* dropped: its directory is gone */
+} WtsmgrFpiDecision;
+
+/* The announcer, in shared memory */
+typedef struct WtsmgrAnnouncer
+{
+	pg_atomic_uint32 procno;	/* its ProcNumber, or INVALID_PROC_NUMBER */
+	pg_atomic_uint32 wakeup;	/* its latch is set already */
+} WtsmgrAnnouncer;
+
+static WtsmgrAnnouncer *Announcer = NULL;
 
 /* GUC variables */
 static bool skip_full_page_images = true;
@@ -143,22 +171,35 @@ wake_announcer(void)
 {
 	uint32		procno;
 
-	if (pg_atomic_read_u32(&WtsmgrState->announcer_wakeup) != 0 ||
-		pg_atomic_exchange_u32(&WtsmgrState->announcer_wakeup, 1) != 0)
+	if (Announcer == NULL ||
+		pg_atomic_read_u32(&Announcer->wakeup) != 0 ||
+		pg_atomic_exchange_u32(&Announcer->wakeup, 1) != 0)
 		return;
-	procno = pg_atomic_read_u32(&WtsmgrState->announcer_procno);
+	procno = pg_atomic_read_u32(&Announcer->procno);
 	if (procno != (uint32) INVALID_PROC_NUMBER)
 		SetLatch(&GetPGProcByNumber(procno)->procLatch);
 }
 
-/*
- * wtsmgr_fpi_tablespaces_changed() -- A tablespace was probed: let the
- * announcer decide about it without waiting for its next round.
- */
 void
-wtsmgr_fpi_tablespaces_changed(void)
+wtsmgr_fpi_shmem_request(void)
 {
-	wake_announcer();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WtsmgrAnnouncer)));
+}
+
+void
+wtsmgr_fpi_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Announcer = ShmemInitStruct("wtsmgr announcer", sizeof(WtsmgrAnnouncer),
+								&found);
+	if (!found)
+	{
+		pg_atomic_init_u32(&Announcer->procno, (uint32) INVALID_PROC_NUMBER);
+		pg_atomic_init_u32(&Announcer->wakeup, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
@@ -171,22 +212,24 @@ wtsmgr_block_is_untorn(const RelFileLocator *rlocator, ForkNumber forknum,
 					   BlockNumber blkno, XLogRecPtr redo)
 {
 	WtsmgrTablespace *ts = wtsmgr_find_tablespace(rlocator->spcOid);
+	bool		untorn;
 
-	if (ts == NULL ||
-		pg_atomic_read_u32(&ts->decision) != WTSMGR_FPI_SKIP ||
-		pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN)
+	if (ts == NULL)
 		return false;
+
+	untorn = wtsmgr_ts_decision(ts) == WTSMGR_FPI_SKIP &&
+		wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN;
 
 	/* (c): only once this checkpoint cycle has its announcement */
-	if (pg_atomic_read_u64(&ts->announced_redo) != redo)
+	if (untorn && wtsmgr_ts_announced_redo(ts) != redo)
 	{
 		wake_announcer();
-		return false;
+		untorn = false;
 	}
 
-	/* counted where the core asks, including records assembled again */
-	wtsmgr_count_io(ts, WTSMGR_IO_FPI_SKIPPED, 1);
-	return true;
+	/* every answer counts: one to the same question replaces it */
+	wtsmgr_stat_image_question(ts, rlocator, forknum, blkno, untorn);
+	return untorn;
 }
 
 /*
@@ -197,8 +240,7 @@ wtsmgr_block_is_untorn(const RelFileLocator *rlocator, ForkNumber forknum,
 const char *
 wtsmgr_fpi_decision(WtsmgrTablespace *ts)
 {
-	WtsmgrTablespaceState state = ts ? pg_atomic_read_u32(&ts->state) :
-		WTSMGR_TS_UNPROBED;
+	WtsmgrTablespaceState state = wtsmgr_ts_state(ts);
 
 	if (!fullPageWrites)
 		return "none: full_page_writes is off";
@@ -206,7 +248,7 @@ wtsmgr_fpi_decision(WtsmgrTablespace *ts)
 		return "kept: not probed yet";
 	if (state != WTSMGR_TS_UNTORN)
 		return "kept: blocks may tear";
-	switch ((WtsmgrFpiDecision) pg_atomic_read_u32(&ts->decision))
+	switch ((WtsmgrFpiDecision) wtsmgr_ts_decision(ts))
 	{
 		case WTSMGR_FPI_LISTED:
 			return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
@@ -221,7 +263,7 @@ wtsmgr_fpi_decision(WtsmgrTablespace *ts)
 	}
 	if (!XLogImagesOnlyForTornPages())
 		return "kept: backup running";
-	if (pg_atomic_read_u64(&ts->announced_redo) != GetRedoRecPtr())
+	if (wtsmgr_ts_announced_redo(ts) != GetRedoRecPtr())
 		return "kept: not yet announced in WAL";
 	return "skipped";
 }
@@ -247,6 +289,8 @@ wtsmgr_redo(XLogReaderState *record)
 	{
 		Oid			spcoid = xlrec->spcoids[i];
 		WtsmgrTablespace *ts;
+		WtsmgrTablespaceInfo info;
+		const char *reason;
 		char		dir[MAXPGPATH];
 		struct stat st;
 
@@ -259,12 +303,19 @@ wtsmgr_redo(XLogReaderState *record)
 			continue;
 
 		ts = wtsmgr_get_tablespace(spcoid, false);
-		if (ts != NULL && pg_atomic_read_u32(&ts->state) == WTSMGR_TS_UNTORN)
+		if (wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN)
 			continue;			/* replay writes it atomically too */
+		if (ts != NULL)
+		{
+			wtsmgr_ts_info(ts, &info);
+			reason = info.probe.result.reason;
+		}
+		else
+			reason = "the tablespace could not be probed";
 
 		/*
-		 * Crash recovery of our own WAL would write blocks that have no
-		 * image with writes that can tear, and a second crash before the
+		 * Crash recovery of our own WAL would write blocks that have no image
+		 * with writes that can tear, and a second crash before the
 		 * end-of-recovery checkpoint could corrupt them beyond repair.  Stop,
 		 * unless the DBA says otherwise.  (Archive recovery, which includes
 		 * standbys and restored backups, replays WAL that another server
@@ -275,21 +326,21 @@ wtsmgr_redo(XLogReaderState *record)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("cannot recover tablespace %u (\"%s\") without atomic writes",
 							spcoid, dir),
-					 errdetail("The WAL to replay lacks full-page images for this tablespace because its blocks were written untorn, but the probe at startup found: %s.",
-							   ts ? ts->probe.reason : "the tablespace could not be probed"),
-					 errhint("Fix the cause and start the server again, so that recovery writes these blocks untorn. To recover anyway, with writes that a crash during recovery could tear, set wtsmgr.allow_torn_recovery = on for one start.")));
+					 errdetail("The WAL to replay lacks full-page images for this tablespace because its blocks were written untorn, but the probe at startup found: %s. Recovering anyway would write these blocks with writes that a crash during recovery could tear.",
+							   reason),
+					 errhint("Fix the cause and start the server again. To recover anyway, set wtsmgr.allow_torn_recovery = on for one start.")));
 
 		/* warn once per tablespace while the server runs */
-		if (ts != NULL && pg_atomic_exchange_u32(&ts->replay_unsafe, 1) != 0)
+		if (ts != NULL && !wtsmgr_ts_note_replay_unsafe(ts))
 			continue;
 
 		ereport(WARNING,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("WAL being replayed lacks full-page images for tablespace %u (\"%s\"), but its blocks may tear on this server",
 						spcoid, dir),
-				 errdetail("The server that wrote the WAL left the images out because its copy of the tablespace is written untorn; here: %s.",
-						   ts ? ts->probe.reason : "the tablespace could not be probed"),
-				 errhint("A crash of this server while it writes such blocks could corrupt them. Put this server's copy of the tablespace on storage with atomic writes (see wtsmgr_tablespaces), or set wtsmgr.skip_full_page_images = off on the primary and take a new base backup.")));
+				 errdetail("The server that wrote the WAL left the images out because its copy of the tablespace is written untorn; here: %s. A crash of this server while it writes such blocks could corrupt them.",
+						   reason),
+				 errhint("Put this server's copy of the tablespace on storage with atomic writes (see wtsmgr_tablespaces), or set wtsmgr.skip_full_page_images = off on the primary and take a new base backup.")));
 	}
 }
 
@@ -309,6 +360,18 @@ wtsmgr_identify(uint8 info)
 	if ((info & ~XLR_INFO_MASK) == XLOG_WTSMGR_UNTORN)
 		return "UNTORN";
 	return NULL;
+}
+
+/*
+ * Split a keep-list into its tablespace names (in the caller's memory
+ * context).  Returns false if its syntax is invalid.  The only parser of
+ * wtsmgr.keep_full_page_images_tablespaces: its check hook and the
+ * announcer both use it.
+ */
+static bool
+parse_keep_list(const char *value, List **names)
+{
+	return SplitIdentifierString(pstrdup(value), ',', names);
 }
 
 /*
@@ -337,14 +400,12 @@ resolve_keep_list(Oid **oids)
 {
 	static bool connected = false;
 	MemoryContext cxt = CurrentMemoryContext;
-	char	   *rawstring;
 	List	   *names;
 	ListCell   *lc;
 	int			noids = 0;
 
-	rawstring = pstrdup(keep_fpi_tablespaces);
 	/* the GUC check hook has accepted the syntax */
-	(void) SplitIdentifierString(rawstring, ',', &names);
+	(void) parse_keep_list(keep_fpi_tablespaces, &names);
 	*oids = palloc(sizeof(Oid) * Max(list_length(names), 1));
 	if (names == NIL)
 		return 0;
@@ -382,7 +443,7 @@ resolve_keep_list(Oid **oids)
 static void
 publish_decisions(void)
 {
-	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+	uint32		n = wtsmgr_registry_count();
 	MemoryContext oldcxt;
 	Oid		   *oids;
 	int			noids;
@@ -390,24 +451,23 @@ publish_decisions(void)
 	oldcxt = MemoryContextSwitchTo(decision_cxt);
 	noids = resolve_keep_list(&oids);
 
-	pg_read_barrier();
 	for (uint32 t = 0; t < n; t++)
 	{
-		WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
+		WtsmgrTablespace *ts = wtsmgr_registry_entry(t);
 		WtsmgrFpiDecision decision;
 		char		dir[MAXPGPATH];
 		struct stat st;
 
-		wtsmgr_tablespace_dir(ts->spcoid, dir, sizeof(dir));
+		wtsmgr_tablespace_dir(wtsmgr_ts_oid(ts), dir, sizeof(dir));
 		if (stat(dir, &st) != 0 && errno == ENOENT)
 			decision = WTSMGR_FPI_DROPPED;
-		else if (oid_listed(ts->spcoid, oids, noids))
+		else if (oid_listed(wtsmgr_ts_oid(ts), oids, noids))
 			decision = WTSMGR_FPI_LISTED;
 		else if (!skip_full_page_images)
 			decision = WTSMGR_FPI_SWITCHED_OFF;
 		else
 			decision = WTSMGR_FPI_SKIP;
-		pg_atomic_write_u32(&ts->decision, decision);
+		wtsmgr_ts_set_decision(ts, decision);
 	}
 
 	MemoryContextSwitchTo(oldcxt);
@@ -424,7 +484,7 @@ announce(void)
 	static Oid *spcoids = NULL;
 	static WtsmgrTablespace **listed = NULL;
 	XLogRecPtr	redo = GetRedoRecPtr();
-	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+	uint32		n = wtsmgr_registry_count();
 	int			nlisted = 0;
 	bool		news = false;
 	xl_wtsmgr_untorn hdr;
@@ -440,22 +500,21 @@ announce(void)
 	if (spcoids == NULL)
 	{
 		spcoids = MemoryContextAlloc(TopMemoryContext,
-									 sizeof(Oid) * wtsmgr_max_tablespaces);
+									 sizeof(Oid) * wtsmgr_registry_capacity());
 		listed = MemoryContextAlloc(TopMemoryContext,
-									sizeof(WtsmgrTablespace *) * wtsmgr_max_tablespaces);
+									sizeof(WtsmgrTablespace *) * wtsmgr_registry_capacity());
 	}
 
-	pg_read_barrier();
 	for (uint32 t = 0; t < n; t++)
 	{
-		WtsmgrTablespace *ts = &WtsmgrState->tablespaces[t];
+		WtsmgrTablespace *ts = wtsmgr_registry_entry(t);
 
-		if (pg_atomic_read_u32(&ts->state) != WTSMGR_TS_UNTORN ||
-			pg_atomic_read_u32(&ts->decision) != WTSMGR_FPI_SKIP)
+		if (wtsmgr_ts_state(ts) != WTSMGR_TS_UNTORN ||
+			wtsmgr_ts_decision(ts) != WTSMGR_FPI_SKIP)
 			continue;
 		listed[nlisted] = ts;
-		spcoids[nlisted++] = ts->spcoid;
-		if (pg_atomic_read_u64(&ts->announced_redo) != redo)
+		spcoids[nlisted++] = wtsmgr_ts_oid(ts);
+		if (wtsmgr_ts_announced_redo(ts) != redo)
 			news = true;
 	}
 	if (!news)
@@ -470,14 +529,14 @@ announce(void)
 
 	/*
 	 * Only now may the hook leave their images out, in records decided
-	 * against this redo pointer: they come after the announcement in WAL.
-	 * (If a checkpoint began since we read the redo pointer, the
-	 * announcement covers its cycle too, but we claim only the older one and
-	 * announce again.)
+	 * against this redo pointer: they come after the announcement in WAL. (If
+	 * a checkpoint began since we read the redo pointer, the announcement
+	 * covers its cycle too, but we claim only the older one and announce
+	 * again.)
 	 */
 	pg_write_barrier();
 	for (int i = 0; i < nlisted; i++)
-		pg_atomic_write_u64(&listed[i]->announced_redo, redo);
+		wtsmgr_ts_set_announced_redo(listed[i], redo);
 }
 
 /*
@@ -488,7 +547,7 @@ PGDLLEXPORT void wtsmgr_announcer_main(Datum main_arg);
 static void
 announcer_exit(int code, Datum arg)
 {
-	pg_atomic_write_u32(&WtsmgrState->announcer_procno,
+	pg_atomic_write_u32(&Announcer->procno,
 						(uint32) INVALID_PROC_NUMBER);
 }
 
@@ -506,9 +565,9 @@ wtsmgr_announcer_main(Datum main_arg)
 										 "wtsmgr announcer decisions",
 										 ALLOCSET_SMALL_SIZES);
 
-	pg_atomic_write_u32(&WtsmgrState->announcer_procno, MyProcNumber);
+	pg_atomic_write_u32(&Announcer->procno, MyProcNumber);
 	on_shmem_exit(announcer_exit, (Datum) 0);
-	pg_atomic_write_u32(&WtsmgrState->announcer_wakeup, 0);
+	pg_atomic_write_u32(&Announcer->wakeup, 0);
 
 	/* decide at once: the decisions are undecided until we do */
 	ConfigReloadPending = true;
@@ -521,7 +580,7 @@ wtsmgr_announcer_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 
 		/* a new tablespace, new settings or a new checkpoint cycle */
-		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
+		n = wtsmgr_registry_count();
 		redo = GetRedoRecPtr();
 		if (ConfigReloadPending || n != known || redo != decided_redo)
 		{
@@ -542,7 +601,7 @@ wtsmgr_announcer_main(Datum main_arg)
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 ANNOUNCER_NAPTIME, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		pg_atomic_write_u32(&WtsmgrState->announcer_wakeup, 0);
+		pg_atomic_write_u32(&Announcer->wakeup, 0);
 	}
 }
 
@@ -554,18 +613,15 @@ wtsmgr_announcer_main(Datum main_arg)
 static bool
 check_keep_fpi_tablespaces(char **newval, void **extra, GucSource source)
 {
-	char	   *rawstring;
-	List	   *elemlist;
-	bool		ok;
+	List	   *names;
 
-	rawstring = pstrdup(*newval);
-	ok = SplitIdentifierString(rawstring, ',', &elemlist);
-	if (!ok)
+	if (!parse_keep_list(*newval, &names))
+	{
 		GUC_check_errdetail("List syntax is invalid: expected tablespace names separated by commas.");
-	list_free(elemlist);
-	pfree(rawstring);
-
-	return ok;
+		return false;
+	}
+	list_free(names);
+	return true;
 }
 
 /*
@@ -619,6 +675,9 @@ wtsmgr_fpi_init(void)
 				 errmsg("wtsmgr cannot be loaded because another module already decides which full-page images to leave out"),
 				 errhint("Remove the other module from \"shared_preload_libraries\".")));
 	xlog_untorn_block_hook = wtsmgr_block_is_untorn;
+
+	/* a tablespace probed anew is decided about without waiting */
+	wtsmgr_registry_on_change(wake_announcer);
 
 	RegisterCustomRmgr(RM_WTSMGR_ID, &wtsmgr_rmgr);
 

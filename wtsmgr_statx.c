@@ -1,18 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * wtsmgr_statx.c
- *	  Atomic-write discovery: what the kernel promises for each tablespace.
+ *	  Atomic-write discovery: what the kernel promises for a file or a
+ *	  tablespace, and probes that prove it.
  *
  * This file owns wtsmgr's view of the kernel's atomic-write interface,
- * statx(STATX_WRITE_ATOMIC | STATX_DIOALIGN) and the filesystem type, and the
- * probes built on it.  A probe creates a scratch file in a tablespace's
- * directory, reads its statx limits, proves them with a real RWF_ATOMIC
- * write of one block, and removes the file.  The postmaster probes every
- * tablespace at startup, before recovery runs; a tablespace created later is
- * probed on first use, and any can be probed again on demand.  The results
- * live in shared memory (WtsmgrShared), where the decision can be read
- * without locks.  Each segment file wtsmgr writes in an untorn tablespace is
- * checked again with statx when it is first written.
+ * statx(STATX_WRITE_ATOMIC | STATX_DIOALIGN) and the filesystem type, the
+ * probe built on it, and the setting that the probe proves
+ * (wtsmgr.extent_size_hint).  A probe creates a scratch file in a
+ * tablespace's directory, reads its statx limits, proves them with a real
+ * RWF_ATOMIC write of one block, and removes the file.  Which tablespaces
+ * are probed when, and what is done with the result, is the tablespace
+ * registry's business (wtsmgr_registry.c); the write path checks each
+ * segment file it writes with wtsmgr_check_segment_file().
  *
  * Debian bookworm's C library and kernel headers predate the statx fields
  * for atomic writes (Linux 6.11) and for the hardware limit (6.16), so the
@@ -46,10 +46,11 @@
 #include "common/relpath.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/guc.h"
 #include "utils/injection_point.h"
 #include "utils/timestamp.h"
 
-#include "wtsmgr.h"
+#include "wtsmgr_statx.h"
 
 /*
  * Name of probe files, followed by the prober's PID.  The pgsql_tmp prefix
@@ -57,6 +58,9 @@
  * is.
  */
 #define WTSMGR_PROBE_PREFIX PG_TEMP_FILE_PREFIX "_wtsmgr_probe."
+
+/* wtsmgr.extent_size_hint, in kB */
+static int	extent_size_hint_kb = 64;
 
 /* statx mask bits and attributes, from the kernel's uapi/linux/stat.h */
 #define WT_STATX_BASIC_STATS		0x000007ffU
@@ -262,17 +266,19 @@ wtsmgr_set_extent_size_hint(int fd, uint32 bytes)
 }
 
 /*
- * Remove the probe files that processes which died while probing left in
- * dir: PostgreSQL's own clean-up of temporary files does not look there,
- * and DROP TABLESPACE would trip over them.  Only for startup, when no
- * probe can be running.
+ * wtsmgr_remove_stale_probe_files() -- Remove the probe files that processes
+ * which died while probing left in a tablespace's directory: PostgreSQL's
+ * own clean-up of temporary files does not look there, and DROP TABLESPACE
+ * would trip over them.  Only for startup, when no probe can be running.
  */
-static void
-remove_stale_probe_files(const char *dir)
+void
+wtsmgr_remove_stale_probe_files(Oid spcoid)
 {
+	char		dir[MAXPGPATH];
 	DIR		   *d;
 	struct dirent *de;
 
+	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
 	d = AllocateDir(dir);
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
@@ -287,24 +293,25 @@ remove_stale_probe_files(const char *dir)
 					(errcode_for_file_access(),
 					 errmsg("could not remove left-over wtsmgr probe file \"%s\": %m",
 							path),
-					 errhint("Remove the file by hand; it holds no data.")));
+					 errdetail("The file holds no data."),
+					 errhint("Remove the file by hand.")));
 		else
 			ereport(LOG,
-					(errmsg("removed left-over wtsmgr probe file \"%s\"", path)));
+					(errmsg("removed left-over wtsmgr probe file \"%s\"", path),
+					 errdetail("A process that died while probing the tablespace left it behind.")));
 	}
 	FreeDir(d);
 }
 
 /*
- * wtsmgr_probe_directory() -- Find out whether BLCKSZ writes to files in dir
- * are untorn.
+ * Find out whether BLCKSZ writes to files in dir are untorn.
  *
  * Never fails: every problem becomes a reason in *result, and the
  * tablespace is then not untorn.  Runs in the postmaster at startup, so it
  * uses plain system calls rather than fd.c, and cleans up after itself.
  */
-void
-wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
+static void
+probe_directory(const char *dir, WtsmgrProbeResult *result)
 {
 	char		path[MAXPGPATH];
 	int			fd;
@@ -362,10 +369,10 @@ wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
 		 * large hint (XFS on Linux 6.18 does with 1 MB, with ENOSPC); then
 		 * prove it without, and give files no hint.
 		 */
-		if (wtsmgr_extent_size_hint > 0 &&
+		if (extent_size_hint_kb > 0 &&
 			strcmp(result->limits.fs_type, "xfs") == 0 &&
-			wtsmgr_set_extent_size_hint(fd, (uint32) wtsmgr_extent_size_hint * 1024))
-			hint = (uint32) wtsmgr_extent_size_hint * 1024;
+			wtsmgr_set_extent_size_hint(fd, (uint32) extent_size_hint_kb * 1024))
+			hint = (uint32) extent_size_hint_kb * 1024;
 		rc = pwritev2(fd, &iov, 1, 0, RWF_ATOMIC);
 		if (rc < 0 && hint != 0)
 		{
@@ -393,7 +400,7 @@ wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
 				errno = hint_errno;
 				snprintf(result->reason + len, sizeof(result->reason) - len,
 						 "; no extent size hint (%d kB made atomic writes fail: %m)",
-						 wtsmgr_extent_size_hint);
+						 extent_size_hint_kb);
 			}
 		}
 		else if (rc < 0)
@@ -412,7 +419,8 @@ wtsmgr_probe_directory(const char *dir, WtsmgrProbeResult *result)
 		ereport(LOG,
 				(errcode_for_file_access(),
 				 errmsg("could not remove wtsmgr probe file \"%s\": %m", path),
-				 errhint("Remove the file by hand; it holds no data.")));
+				 errdetail("The file holds no data."),
+				 errhint("Remove the file by hand.")));
 }
 
 /*
@@ -432,48 +440,11 @@ wtsmgr_tablespace_dir(Oid spcoid, char *buf, size_t size)
 }
 
 /*
- * wtsmgr_find_tablespace() -- The entry for a tablespace, or NULL if it has
- * not been probed.  Takes no lock: safe in critical sections.
+ * wtsmgr_tablespace_dir_identity() -- Identity (device, inode) of a
+ * tablespace's directory; zeros if it cannot be examined.
  */
-WtsmgrTablespace *
-wtsmgr_find_tablespace(Oid spcoid)
-{
-	uint32		n;
-
-	if (WtsmgrState == NULL)
-		return NULL;
-
-	n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
-	/* pairs with the write barrier in publish_probe() */
-	pg_read_barrier();
-	for (uint32 i = 0; i < n; i++)
-	{
-		if (WtsmgrState->tablespaces[i].spcoid == spcoid)
-			return &WtsmgrState->tablespaces[i];
-	}
-	return NULL;
-}
-
-/*
- * What a probe of a tablespace found, with the identity of the directory
- * it examined.  Probing does file I/O, which may be slow or hang on a sick
- * filesystem, so it is done without holding WtsmgrState->lock; only
- * publishing the result takes it (publish_probe()).
- */
-typedef struct WtsmgrProbe
-{
-	WtsmgrProbeResult result;
-	TimestampTz probed_at;
-	uint64		dir_dev;
-	uint64		dir_ino;
-} WtsmgrProbe;
-
-/*
- * Identity (device, inode) of a tablespace's directory; zeros if it cannot
- * be examined.
- */
-static void
-tablespace_dir_identity(Oid spcoid, uint64 *dev, uint64 *ino)
+void
+wtsmgr_tablespace_dir_identity(Oid spcoid, uint64 *dev, uint64 *ino)
 {
 	char		dir[MAXPGPATH];
 	struct stat st;
@@ -490,245 +461,24 @@ tablespace_dir_identity(Oid spcoid, uint64 *dev, uint64 *ino)
 }
 
 /*
- * Probe a tablespace, holding no lock.
+ * wtsmgr_probe_tablespace() -- Probe a tablespace.
+ *
+ * Never fails, and takes no lock: probing does file I/O, which may be slow
+ * or hang on a sick filesystem.
  */
-static void
-probe_tablespace(Oid spcoid, WtsmgrProbe *probe)
+void
+wtsmgr_probe_tablespace(Oid spcoid, WtsmgrProbe *probe)
 {
 	char		dir[MAXPGPATH];
 
 	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
-	tablespace_dir_identity(spcoid, &probe->dir_dev, &probe->dir_ino);
+	wtsmgr_tablespace_dir_identity(spcoid, &probe->dir_dev, &probe->dir_ino);
 
 	/* lets tests stall a probe, to see that it blocks nobody else */
 	INJECTION_POINT("wtsmgr-probe", NULL);
 
-	wtsmgr_probe_directory(dir, &probe->result);
+	probe_directory(dir, &probe->result);
 	probe->probed_at = GetCurrentTimestamp();
-}
-
-/*
- * Store a probe's result in a tablespace's entry, which is made if ts is
- * NULL.  The caller holds WtsmgrState->lock exclusively, or is the
- * postmaster before any other process exists.  Returns the entry, or NULL if
- * there is no room for another.
- */
-static WtsmgrTablespace *
-publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
-{
-	char		dir[MAXPGPATH];
-	const WtsmgrProbeResult *result = &probe->result;
-	bool		is_new = (ts == NULL);
-	uint32		n = pg_atomic_read_u32(&WtsmgrState->ntablespaces);
-
-	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
-
-	if (is_new)
-	{
-		if (n >= wtsmgr_max_tablespaces)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("wtsmgr cannot track tablespace %u (\"%s\"): it tracks at most %d tablespaces",
-							spcoid, dir, wtsmgr_max_tablespaces),
-					 errhint("The tablespace keeps its full-page images. Raise wtsmgr.max_tablespaces and restart to track more.")));
-			return NULL;
-		}
-		ts = &WtsmgrState->tablespaces[n];
-		ts->spcoid = spcoid;
-		ts->stats_reset = GetCurrentTimestamp();
-	}
-	else if (ts->dir_dev != probe->dir_dev || ts->dir_ino != probe->dir_ino)
-	{
-		/*
-		 * Another directory under the same OID: the tablespace was dropped
-		 * and a new one got its OID.  Nothing of the old one is left to be
-		 * written, so the new one starts afresh, off the atomic path unless
-		 * this probe puts it there.
-		 */
-		pg_atomic_write_u32(&ts->state, WTSMGR_TS_UNPROBED);
-		pg_atomic_write_u64(&ts->announced_redo, 0);	/* none */
-		pg_write_barrier();
-		pg_atomic_write_u32(&ts->atomic_path, 0);
-		pg_atomic_write_u32(&ts->replay_unsafe, 0);
-	}
-
-	ts->probe = *result;
-	ts->probed_at = probe->probed_at;
-	ts->dir_dev = probe->dir_dev;
-	ts->dir_ino = probe->dir_ino;
-	if (result->untorn)
-	{
-		/* from now on, every write there is atomic: see wtsmgr_fpi.c */
-		pg_atomic_write_u32(&ts->atomic_path, 1);
-		pg_write_barrier();
-		pg_atomic_write_u32(&ts->state, WTSMGR_TS_UNTORN);
-	}
-	else
-	{
-		/* images come back at once; the WAL announces again if need be */
-		pg_atomic_write_u32(&ts->state, WTSMGR_TS_TORN);
-		pg_atomic_write_u64(&ts->announced_redo, 0);	/* none */
-	}
-
-	if (is_new)
-	{
-		/* publish the entry only once it is filled in */
-		pg_write_barrier();
-		pg_atomic_write_u32(&WtsmgrState->ntablespaces, n + 1);
-	}
-
-	wtsmgr_fpi_tablespaces_changed();
-
-	ereport(LOG,
-			(errmsg("wtsmgr: tablespace %u (\"%s\"): %s",
-					spcoid, dir,
-					result->untorn ? "blocks are written untorn" :
-					"blocks may tear; full-page images are kept"),
-			 errdetail("%s", result->reason)));
-
-	return ts;
-}
-
-/*
- * Probe a tablespace and publish the result, from the postmaster before any
- * other process exists.
- */
-static void
-store_probe(Oid spcoid)
-{
-	WtsmgrProbe probe;
-
-	probe_tablespace(spcoid, &probe);
-	(void) publish_probe(spcoid, NULL, &probe);
-}
-
-/*
- * wtsmgr_probe_all_tablespaces() -- Probe pg_default, pg_global and every
- * tablespace in pg_tblspc.  Called at shared memory creation, in the
- * postmaster before the startup process runs recovery (or in a single-user
- * backend), when no other process can look at the entries.
- */
-void
-wtsmgr_probe_all_tablespaces(void)
-{
-	DIR		   *dir;
-	struct dirent *de;
-
-	char		tsdir[MAXPGPATH];
-
-	wtsmgr_tablespace_dir(DEFAULTTABLESPACE_OID, tsdir, sizeof(tsdir));
-	remove_stale_probe_files(tsdir);
-	wtsmgr_tablespace_dir(GLOBALTABLESPACE_OID, tsdir, sizeof(tsdir));
-	remove_stale_probe_files(tsdir);
-	store_probe(DEFAULTTABLESPACE_OID);
-	store_probe(GLOBALTABLESPACE_OID);
-
-	dir = AllocateDir(PG_TBLSPC_DIR);
-	while ((de = ReadDir(dir, PG_TBLSPC_DIR)) != NULL)
-	{
-		char	   *end;
-		unsigned long oid;
-
-		errno = 0;
-		oid = strtoul(de->d_name, &end, 10);
-		if (errno != 0 || *end != '\0' || end == de->d_name ||
-			oid == InvalidOid || oid > PG_UINT32_MAX)
-			continue;
-		wtsmgr_tablespace_dir((Oid) oid, tsdir, sizeof(tsdir));
-		remove_stale_probe_files(tsdir);
-		store_probe((Oid) oid);
-	}
-	FreeDir(dir);
-}
-
-/*
- * wtsmgr_get_tablespace() -- The entry for a tablespace, probing it first if
- * it is new.  With verify, a known tablespace whose directory is not the one
- * it was probed in (dropped, and another created with its OID) is probed
- * again.  Must not be called in a critical section.
- */
-WtsmgrTablespace *
-wtsmgr_get_tablespace(Oid spcoid, bool verify)
-{
-	static bool warned_full = false;
-	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
-	WtsmgrProbe probe;
-
-	if (WtsmgrState == NULL)
-		return NULL;
-	if (ts != NULL)
-	{
-		uint64		dev;
-		uint64		ino;
-		bool		same;
-
-		if (!verify)
-			return ts;
-		tablespace_dir_identity(spcoid, &dev, &ino);
-		LWLockAcquire(WtsmgrState->lock, LW_SHARED);
-		same = (ts->dir_dev == dev && ts->dir_ino == ino);
-		LWLockRelease(WtsmgrState->lock);
-		if (same || (dev == 0 && ino == 0))
-			return ts;
-		return wtsmgr_reprobe_tablespace(spcoid);
-	}
-
-	/*
-	 * Entries are never removed, so once every one is taken no tablespace
-	 * can get one: answer without the lock, which every write of a relation
-	 * there would otherwise take exclusively, and warn once per process
-	 * rather than at every write.
-	 */
-	if (pg_atomic_read_u32(&WtsmgrState->ntablespaces) >= wtsmgr_max_tablespaces)
-	{
-		if (!warned_full)
-		{
-			char		dir[MAXPGPATH];
-
-			warned_full = true;
-			wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("wtsmgr cannot track tablespace %u (\"%s\"): it tracks at most %d tablespaces",
-							spcoid, dir, wtsmgr_max_tablespaces),
-					 errdetail("This process does not say it again for this or other untracked tablespaces."),
-					 errhint("The tablespace keeps its full-page images, and its blocks are written by md.c. Raise wtsmgr.max_tablespaces and restart to track more.")));
-		}
-		return NULL;
-	}
-
-	/*
-	 * Probe without the lock, so that a slow filesystem stalls only us; if
-	 * another process published the tablespace meanwhile, its probe wins.
-	 */
-	Assert(CritSectionCount == 0);
-	probe_tablespace(spcoid, &probe);
-	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
-	ts = wtsmgr_find_tablespace(spcoid);
-	if (ts == NULL)
-		ts = publish_probe(spcoid, NULL, &probe);
-	LWLockRelease(WtsmgrState->lock);
-
-	return ts;
-}
-
-/*
- * wtsmgr_reprobe_tablespace() -- Probe a tablespace again, without holding
- * the lock while the probe does its I/O.
- */
-WtsmgrTablespace *
-wtsmgr_reprobe_tablespace(Oid spcoid)
-{
-	WtsmgrTablespace *ts;
-	WtsmgrProbe probe;
-
-	probe_tablespace(spcoid, &probe);
-	LWLockAcquire(WtsmgrState->lock, LW_EXCLUSIVE);
-	ts = publish_probe(spcoid, wtsmgr_find_tablespace(spcoid), &probe);
-	LWLockRelease(WtsmgrState->lock);
-
-	return ts;
 }
 
 /*
@@ -737,13 +487,12 @@ wtsmgr_reprobe_tablespace(Oid spcoid)
  *
  * Limits are per file: a file may, for instance, have been copied in from
  * elsewhere or sit on another filesystem behind a link.  A file that cannot
- * is reported with a WARNING and counted in wtsmgr_stat_io, and false is
- * returned: the write path then refuses to write it.  *limits gets the
- * file's own limits, with which the write path plans its units.
+ * is reported with a WARNING, and false is returned: the write path then
+ * refuses to write it.  *limits gets the file's own limits, with which the
+ * write path plans its units.
  */
 bool
-wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path,
-						  WtsmgrAtomicLimits *limits)
+wtsmgr_check_segment_file(const char *path, WtsmgrAtomicLimits *limits)
 {
 	char		reason[256];
 
@@ -752,11 +501,28 @@ wtsmgr_check_segment_file(WtsmgrTablespace *ts, const char *path,
 	else if (limits_allow_untorn_blocks(limits, reason, sizeof(reason)))
 		return true;
 
-	wtsmgr_count_io(ts, WTSMGR_IO_NONATOMIC_FILES, 1);
 	ereport(WARNING,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("file \"%s\" in a tablespace with atomic writes cannot be written atomically", path),
-			 errdetail("%s.", reason),
-			 errhint("Writes to it fail until this is fixed; nothing is lost. Check how the file came to be there, then run wtsmgr_probe() on its tablespace.")));
+			 errdetail("%s. Writes to the file fail until this is fixed; their blocks stay dirty in shared buffers.",
+					   reason),
+			 errhint("Check how the file came to be there, then run wtsmgr_probe() on its tablespace.")));
 	return false;
+}
+
+/*
+ * wtsmgr_statx_init() -- Called from _PG_init(): the setting the probe
+ * proves.
+ */
+void
+wtsmgr_statx_init(void)
+{
+	DefineCustomIntVariable("wtsmgr.extent_size_hint",
+							"XFS extent size hint given to new relation files in tablespaces with atomic writes.",
+							"0 gives none.  A probe proves atomic writes with it, and drops it if they fail.",
+							&extent_size_hint_kb,
+							64, 0, 1024 * 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
 }

@@ -20,7 +20,10 @@ GROUP BY 1;
 CREATE TEMP TABLE wt_temp (x int);
 SELECT wtsmgr_relation_smgr('wt_temp');
 
--- Writes, extensions, truncation and unlinking go through wtsmgr.
+-- Writes, extensions, truncation and unlinking go through wtsmgr.  The
+-- counters are cumulative statistics: a backend's own counts are visible
+-- once it has flushed them, which pg_stat_force_next_flush() asks for at
+-- the end of the statement.
 SELECT creates AS creates0, writev_blocks AS writes0,
        extend_blocks + zeroextend_blocks AS extends0,
        truncates AS truncates0, unlinks AS unlinks0
@@ -28,6 +31,7 @@ FROM wtsmgr_smgr_counters \gset
 CREATE TABLE wt_t (id int, pad text);
 INSERT INTO wt_t SELECT g, repeat('x', 100) FROM generate_series(1, 10000) g;
 CHECKPOINT;
+SELECT pg_stat_force_next_flush();
 SELECT creates > :creates0 AS created,
        extend_blocks + zeroextend_blocks - :extends0 >=
          pg_relation_size('wt_t') / current_setting('block_size')::int AS extended,
@@ -37,6 +41,7 @@ FROM wtsmgr_smgr_counters;
 DELETE FROM wt_t WHERE id > 10;
 VACUUM wt_t;
 DROP TABLE wt_t;
+SELECT pg_stat_force_next_flush();
 SELECT truncates > :truncates0 AS truncated, unlinks > :unlinks0 AS unlinked
 FROM wtsmgr_smgr_counters;
 
@@ -103,6 +108,7 @@ SELECT fork, full_page_images FROM wtsmgr_relation('wt_temp');
 CREATE TABLE wt_io (x int);
 INSERT INTO wt_io SELECT generate_series(1, 10000);
 CHECKPOINT;
+SELECT pg_stat_force_next_flush();
 SELECT writes > 0 AS written, write_bytes >= writes * 8192 AS bytes_counted,
        extends > 0 AS extended
 FROM wtsmgr_stat_io WHERE tablespace = 'pg_default';
@@ -123,6 +129,17 @@ FROM wtsmgr_probe('pg_default');
 -- Errors
 SELECT * FROM wtsmgr_probe('no_such_tablespace');
 SELECT * FROM wtsmgr_relation('pg_tables');
+
+-- Privileges come from the extension script's GRANTs: probing and
+-- resetting are for pg_maintain, statx of any path for
+-- pg_read_server_files, the views for everyone.
+SELECT p.fn, r.role, has_function_privilege(r.role, p.fn, 'execute')
+FROM (VALUES ('wtsmgr_probe(name)'), ('wtsmgr_stat_reset()'),
+             ('wtsmgr_statx(text)'), ('wtsmgr_tablespaces()'))
+       AS p(fn),
+     (VALUES ('public'), ('pg_maintain'), ('pg_read_server_files'))
+       AS r(role)
+ORDER BY 1, 2;
 CREATE ROLE regress_wtsmgr_user;
 CREATE ROLE regress_wtsmgr_maintainer IN ROLE pg_maintain;
 SET ROLE regress_wtsmgr_user;

@@ -86,7 +86,8 @@ for my $case (
 		$log,
 		qr/ERROR:  could not write \d+ bytes atomically to file "\Q$file\E" at offset \d+: $message/,
 		"$errname: the error names the file, length, offset and cause");
-	like($log, qr/HINT:  The blocks stay dirty in shared buffers and nothing is lost/,
+	like($log,
+		qr/DETAIL:  .*The blocks stay dirty in shared buffers and nothing is lost.*\n.*HINT:  \S/,
 		"$errname: with a hint");
 	if ($counter eq 'refusals')
 	{

@@ -353,7 +353,7 @@ for my $case (
 		after => sub {
 			my ($log) = @_;
 			like($log,
-				qr/wtsmgr could not set up io_uring, writing atomic units one at a time: Function not implemented/,
+				qr/wtsmgr could not set up io_uring: Function not implemented\n.*DETAIL:  This process writes the atomic units of a run one at a time/,
 				"$name: the checkpointer could not set up io_uring");
 			is($batches_now->(), $batches, "$name: no batch went through io_uring");
 		});

@@ -66,6 +66,8 @@ sub wait_for_decision
 #   FPI records, need none);
 # - after_announcement: first changes after the announcement;
 #   after_with_image: how many of those still have an image;
+#   after_without_image: how many have none although they would need one
+#   (the images wtsmgr left out);
 # - cycles: how many redo points the range holds.
 #
 # Options: record_type => only block references of records of that type
@@ -114,6 +116,7 @@ sub first_touches
 		   count(*) FILTER (WHERE NOT announced AND NOT image AND NOT no_image_needed),
 		   count(*) FILTER (WHERE announced),
 		   count(*) FILTER (WHERE announced AND image),
+		   count(*) FILTER (WHERE announced AND NOT image AND NOT no_image_needed),
 		   (SELECT count(*) FROM marks WHERE NOT announces)
 	FROM judged});
 	my ($unimaged, @v) = split /\|/, $row;
@@ -124,7 +127,8 @@ sub first_touches
 		before_without_image => $v[1],
 		after_announcement => $v[2],
 		after_with_image => $v[3],
-		cycles => $v[4],
+		after_without_image => $v[4],
+		cycles => $v[5],
 	};
 }
 

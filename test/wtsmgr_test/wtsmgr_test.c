@@ -57,7 +57,7 @@
 #include "utils/guc.h"
 #include "utils/injection_point.h"
 
-#include "../../wtsmgr.h"
+#include "../../wtsmgr_atomic.h"
 
 #ifndef XLOG_HAS_UNTORN_BLOCK_HOOK
 #error "wtsmgr_test needs a server with xlog_untorn_block_hook"

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * wtsmgr_registry.h
+ *	  The tablespaces wtsmgr knows about, in shared memory.
+ *
+ * Depends on wtsmgr_statx.h only.  The entry's layout is private to
+ * wtsmgr_registry.c; everyone else goes through the accessors below.
+ *
+ * Copyright (c) 2026, wtsmgr developers
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef WTSMGR_REGISTRY_H
+#define WTSMGR_REGISTRY_H
+
+#include "access/xlogdefs.h"
+
+#include "wtsmgr_statx.h"
+
+/* A tracked tablespace; opaque outside wtsmgr_registry.c */
+typedef struct WtsmgrTablespace WtsmgrTablespace;
+
+/* What the probes found about a tablespace */
+typedef enum WtsmgrTablespaceState
+{
+	WTSMGR_TS_UNPROBED = 0,		/* not probed yet: keeps images */
+	WTSMGR_TS_TORN,				/* probed: blocks may tear */
+	WTSMGR_TS_UNTORN,			/* probed: BLCKSZ writes are untorn */
+} WtsmgrTablespaceState;
+
+/* A consistent copy of a tablespace's entry, for reports */
+typedef struct WtsmgrTablespaceInfo
+{
+	Oid			spcoid;
+	WtsmgrTablespaceState state;
+	bool		atomic_path;	/* see wtsmgr_ts_writes_atomically() */
+	bool		replay_unsafe;	/* see wtsmgr_ts_note_replay_unsafe() */
+	WtsmgrProbe probe;			/* the last probe; zeros if unprobed */
+} WtsmgrTablespaceInfo;
+
+/* set up, from _PG_init() and the shared memory hooks */
+extern void wtsmgr_registry_init(void);
+extern void wtsmgr_registry_shmem_request(void);
+extern void wtsmgr_registry_shmem_startup(void);
+extern void wtsmgr_registry_on_change(void (*callback) (void));
+
+/* finding entries; wtsmgr_find_tablespace() is safe in critical sections */
+extern int	wtsmgr_registry_capacity(void);
+extern uint32 wtsmgr_registry_count(void);
+extern WtsmgrTablespace *wtsmgr_registry_entry(uint32 slot);
+extern WtsmgrTablespace *wtsmgr_find_tablespace(Oid spcoid);
+extern WtsmgrTablespace *wtsmgr_get_tablespace(Oid spcoid, bool verify);
+extern WtsmgrTablespace *wtsmgr_reprobe_tablespace(Oid spcoid);
+
+/* reading an entry: lock-free, safe in critical sections */
+extern Oid	wtsmgr_ts_oid(const WtsmgrTablespace *ts);
+extern uint32 wtsmgr_ts_slot(const WtsmgrTablespace *ts);
+extern WtsmgrTablespaceState wtsmgr_ts_state(WtsmgrTablespace *ts);
+extern bool wtsmgr_ts_writes_atomically(WtsmgrTablespace *ts);
+extern uint32 wtsmgr_ts_decision(WtsmgrTablespace *ts);
+extern XLogRecPtr wtsmgr_ts_announced_redo(WtsmgrTablespace *ts);
+
+/* reading an entry under the lock */
+extern void wtsmgr_ts_info(WtsmgrTablespace *ts, WtsmgrTablespaceInfo *info);
+
+/* what the image decision (wtsmgr_fpi.c) keeps per tablespace */
+extern void wtsmgr_ts_set_decision(WtsmgrTablespace *ts, uint32 decision);
+extern void wtsmgr_ts_set_announced_redo(WtsmgrTablespace *ts,
+										 XLogRecPtr redo);
+extern bool wtsmgr_ts_note_replay_unsafe(WtsmgrTablespace *ts);
+
+#endif							/* WTSMGR_REGISTRY_H */

@@ -1,0 +1,460 @@
+/*-------------------------------------------------------------------------
+ *
+ * wtsmgr_sql.c
+ *	  The SQL functions of wtsmgr, behind its views.
+ *
+ * This file owns what users see of wtsmgr in SQL: the functions that
+ * wtsmgr--1.0.sql declares.  They read the other modules through their
+ * accessors only and decide nothing themselves.  Who may call which
+ * function is decided by GRANT and REVOKE in wtsmgr--1.0.sql, not here.
+ *
+ * Copyright (c) 2026, wtsmgr developers
+ *
+ * IDENTIFICATION
+ *	  wtsmgr_sql.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_tablespace.h"
+#include "commands/tablespace.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/md.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "wtsmgr.h"
+#include "wtsmgr_fpi.h"
+#include "wtsmgr_registry.h"
+#include "wtsmgr_stats.h"
+#include "wtsmgr_statx.h"
+
+/*
+ * Open a relation that has files, for the SQL functions that look at them.
+ */
+static Relation
+open_relation_with_storage(Oid relid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Pass an existing table, index, sequence or materialized view.")));
+	if (!RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation \"%s\" has no storage",
+						RelationGetRelationName(rel)),
+				 errdetail("Only tables, indexes, sequences and materialized views have files that a storage manager opens."),
+				 errhint("Pass a relation of one of those kinds.")));
+	return rel;
+}
+
+/*
+ * SQL: wtsmgr_version() returns the version compiled into the loaded
+ * library, to compare with the extension's version in pg_extension.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_version);
+
+Datum
+wtsmgr_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(WTSMGR_VERSION));
+}
+
+/*
+ * SQL: wtsmgr_relation_smgr(regclass) names the storage manager through
+ * which this backend opened the relation's files.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_relation_smgr);
+
+Datum
+wtsmgr_relation_smgr(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Relation	rel;
+	SMgrId		which;
+	const char *name;
+
+	rel = open_relation_with_storage(relid);
+	which = RelationGetSmgr(rel)->smgr_which;
+	relation_close(rel, AccessShareLock);
+
+	if (which == wtsmgr_smgr_id())
+		name = "wtsmgr";
+	else if (which == MdSMgrId)
+		name = "md";
+	else
+		name = "other";
+
+	PG_RETURN_TEXT_P(cstring_to_text(name));
+}
+
+/*
+ * SQL: wtsmgr_smgr_counters() returns the calls the storage manager
+ * received, summed over the tablespaces wtsmgr tracks.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_smgr_counters);
+
+Datum
+wtsmgr_smgr_counters(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[WTSMGR_NUM_SMGR_STATS];
+	bool		nulls[WTSMGR_NUM_SMGR_STATS] = {0};
+	int64		sums[WTSMGR_NUM_SMGR_STATS] = {0};
+	uint32		n = wtsmgr_registry_count();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (tupdesc->natts != WTSMGR_NUM_SMGR_STATS)
+		elog(ERROR, "wtsmgr_smgr_counters() returns %d columns, the library has %d counters",
+			 tupdesc->natts, WTSMGR_NUM_SMGR_STATS);
+
+	for (uint32 slot = 0; slot < n; slot++)
+	{
+		WtsmgrStats stats;
+
+		wtsmgr_stats_fetch(wtsmgr_ts_oid(wtsmgr_registry_entry(slot)), &stats);
+		for (int i = 0; i < WTSMGR_NUM_SMGR_STATS; i++)
+			sums[i] += stats.counters[i];
+	}
+	for (int i = 0; i < WTSMGR_NUM_SMGR_STATS; i++)
+		values[i] = Int64GetDatum(sums[i]);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * SQL: wtsmgr_statx(path) reports what statx() says about atomic writes to
+ * a file or directory, the figures wtsmgr bases its decisions on.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_statx);
+
+Datum
+wtsmgr_statx(PG_FUNCTION_ARGS)
+{
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	WtsmgrAtomicLimits limits;
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (wtsmgr_read_atomic_limits(path, &limits) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read atomic write limits of \"%s\": %m", path),
+				 errhint("Pass a path that exists and that the server's operating system user can read.")));
+
+	values[0] = CStringGetTextDatum(limits.fs_type);
+	values[1] = BoolGetDatum(limits.atomic_supported);
+	values[2] = Int64GetDatum(limits.unit_min);
+	values[3] = Int64GetDatum(limits.unit_max);
+	values[4] = Int64GetDatum(limits.unit_max_opt);
+	values[5] = Int64GetDatum(limits.segments_max);
+	values[6] = Int64GetDatum(limits.dio_mem_align);
+	values[7] = Int64GetDatum(limits.dio_offset_align);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+#define WTSMGR_TABLESPACES_COLS 20
+
+/*
+ * Build the row of wtsmgr_tablespaces for one tablespace.
+ */
+static void
+tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
+{
+	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
+	WtsmgrTablespaceInfo info;
+	const WtsmgrAtomicLimits *limits = &info.probe.result.limits;
+	bool		probed;
+	bool		untorn;
+	char		dir[MAXPGPATH];
+
+	memset(nulls, 0, sizeof(bool) * WTSMGR_TABLESPACES_COLS);
+	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
+
+	if (ts != NULL)
+		wtsmgr_ts_info(ts, &info);
+	else
+	{
+		memset(&info, 0, sizeof(info));
+		info.state = WTSMGR_TS_UNPROBED;
+	}
+	probed = info.state != WTSMGR_TS_UNPROBED;
+	untorn = info.state == WTSMGR_TS_UNTORN;
+
+	values[0] = CStringGetDatum(spcname);
+	values[1] = ObjectIdGetDatum(spcoid);
+	values[2] = CStringGetTextDatum(dir);
+	if (probed)
+	{
+		values[3] = CStringGetTextDatum(limits->fs_type);
+		values[4] = CStringGetTextDatum(psprintf("%u:%u", limits->dev_major,
+												 limits->dev_minor));
+		values[5] = BoolGetDatum(limits->atomic_supported);
+		values[6] = Int64GetDatum(limits->unit_min);
+		values[7] = Int64GetDatum(limits->unit_max);
+		values[8] = Int64GetDatum(limits->unit_max_opt);
+		values[9] = Int64GetDatum(limits->segments_max);
+		values[10] = Int64GetDatum(limits->dio_mem_align);
+		values[11] = Int64GetDatum(limits->dio_offset_align);
+	}
+	else
+	{
+		for (int c = 3; c <= 11; c++)
+			nulls[c] = true;
+	}
+
+	/*
+	 * How the write path writes relation blocks there (the same answer it
+	 * gets itself): once a tablespace was found untorn, with O_DIRECT
+	 * RWF_ATOMIC writes until the server stops, otherwise through md.c's
+	 * buffered writes.  Buffered atomic writes would need RWF_WRITETHROUGH,
+	 * which no released kernel header defines yet.
+	 */
+	values[12] = CStringGetTextDatum(info.atomic_path ? "direct" : "buffered");
+
+	/*
+	 * Who makes a block's write atomic: the device, when it does atomic
+	 * writes of a block in hardware; XFS without that does them by
+	 * copy-on-write in software, which needs free space for every overwrite
+	 * (see the README).  ext4 has no software fallback.
+	 */
+	if (!probed || !limits->atomic_supported || limits->unit_max < BLCKSZ)
+		nulls[13] = true;
+	else if (limits->unit_max_opt >= BLCKSZ ||
+			 strcmp(limits->fs_type, "ext4") == 0)
+		values[13] = CStringGetTextDatum("device");
+	else if (strcmp(limits->fs_type, "xfs") == 0)
+		values[13] = CStringGetTextDatum("filesystem copy-on-write");
+	else
+		values[13] = CStringGetTextDatum("unknown");
+
+	/* the extent size hint new files get there, in kB */
+	if (untorn)
+		values[14] = Int32GetDatum(info.probe.result.extent_size_hint / 1024);
+	else
+		nulls[14] = true;
+
+	values[15] = BoolGetDatum(untorn);
+	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts));
+	if (probed)
+	{
+		values[17] = CStringGetTextDatum(info.probe.result.reason);
+		values[18] = TimestampTzGetDatum(info.probe.probed_at);
+	}
+	else
+	{
+		values[17] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
+		nulls[18] = true;
+	}
+	/* replayed WAL lacked images although blocks may tear here */
+	values[19] = BoolGetDatum(info.replay_unsafe);
+}
+
+/*
+ * SQL: wtsmgr_tablespaces() returns one row per tablespace in
+ * pg_tablespace, with what the last probe found and what wtsmgr decided.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_tablespaces);
+
+Datum
+wtsmgr_tablespaces(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	rel = table_open(TableSpaceRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_tablespace spc = (Form_pg_tablespace) GETSTRUCT(tuple);
+		Datum		values[WTSMGR_TABLESPACES_COLS];
+		bool		nulls[WTSMGR_TABLESPACES_COLS];
+
+		tablespace_row(spc->oid, NameStr(spc->spcname), values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	return (Datum) 0;
+}
+
+/*
+ * SQL: wtsmgr_probe(tablespace) probes a tablespace again and returns its
+ * new row of wtsmgr_tablespaces.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_probe);
+
+Datum
+wtsmgr_probe(PG_FUNCTION_ARGS)
+{
+	char	   *spcname = NameStr(*PG_GETARG_NAME(0));
+	Oid			spcoid;
+	TupleDesc	tupdesc;
+	Datum		values[WTSMGR_TABLESPACES_COLS];
+	bool		nulls[WTSMGR_TABLESPACES_COLS];
+
+	spcoid = get_tablespace_oid(spcname, true);
+	if (!OidIsValid(spcoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tablespace \"%s\" does not exist", spcname),
+				 errhint("The tablespaces are listed in pg_tablespace and in the wtsmgr_tablespaces view.")));
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	if (wtsmgr_reprobe_tablespace(spcoid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not probe tablespace \"%s\"", spcname),
+				 errdetail("wtsmgr tracks at most %d tablespaces. The tablespace keeps its full-page images.",
+						   wtsmgr_registry_capacity()),
+				 errhint("Raise wtsmgr.max_tablespaces and restart the server.")));
+
+	tablespace_row(spcoid, spcname, values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * SQL: wtsmgr_relation(regclass) returns, per existing fork of a relation,
+ * its tablespace, whether its blocks are untorn and written atomically,
+ * and what happens to its full-page images.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_relation);
+
+Datum
+wtsmgr_relation(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Relation	rel;
+	SMgrRelation reln;
+	Oid			spcoid;
+	char	   *spcname;
+	WtsmgrTablespace *ts;
+	char		relpersistence;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	rel = open_relation_with_storage(relid);
+	reln = RelationGetSmgr(rel);
+	spcoid = reln->smgr_rlocator.locator.spcOid;
+	spcname = get_tablespace_name(spcoid);
+	ts = wtsmgr_find_tablespace(spcoid);
+	relpersistence = rel->rd_rel->relpersistence;
+
+	for (ForkNumber fork = MAIN_FORKNUM; fork <= MAX_FORKNUM; fork++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {0};
+		const char *fpi;
+
+		if (!smgrexists(reln, fork))
+			continue;
+
+		/* Temporary and unlogged relations are not WAL-logged... */
+		if (relpersistence == RELPERSISTENCE_TEMP)
+			fpi = "none: temporary relation";
+		else if (relpersistence == RELPERSISTENCE_UNLOGGED &&
+				 fork != INIT_FORKNUM)
+			fpi = "none: unlogged relation";
+		else					/* ...but an unlogged relation's init fork is */
+			fpi = wtsmgr_fpi_decision(ts);
+
+		values[0] = CStringGetTextDatum(forkNames[fork]);
+		if (spcname)
+			values[1] = CStringGetDatum(spcname);
+		else
+			nulls[1] = true;
+		values[2] = BoolGetDatum(wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN);
+		/* the write path's own answer; temporary relations go to md */
+		values[3] = BoolGetDatum(wtsmgr_ts_writes_atomically(ts) &&
+								 relpersistence != RELPERSISTENCE_TEMP);
+		values[4] = CStringGetTextDatum(fpi);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	relation_close(rel, AccessShareLock);
+
+	return (Datum) 0;
+}
+
+/*
+ * SQL: wtsmgr_stat_io() returns the I/O statistics of every tablespace
+ * wtsmgr tracks that still exists.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_stat_io);
+
+Datum
+wtsmgr_stat_io(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint32		n = wtsmgr_registry_count();
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (uint32 slot = 0; slot < n; slot++)
+	{
+		Oid			spcoid = wtsmgr_ts_oid(wtsmgr_registry_entry(slot));
+		Datum		values[WTSMGR_NUM_IO_STATS + 3];
+		bool		nulls[WTSMGR_NUM_IO_STATS + 3] = {0};
+		char	   *spcname = get_tablespace_name(spcoid);
+		WtsmgrStats stats;
+		int			i = 0;
+
+		/* a dropped tablespace has nothing more to show */
+		if (spcname == NULL)
+			continue;
+		wtsmgr_stats_fetch(spcoid, &stats);
+		values[i++] = CStringGetDatum(spcname);
+		values[i++] = ObjectIdGetDatum(spcoid);
+		for (int c = WTSMGR_FIRST_IO_STAT; c < WTSMGR_NUM_STATS; c++)
+			values[i++] = Int64GetDatum(stats.counters[c]);
+		if (stats.stat_reset_timestamp != 0)
+			values[i] = TimestampTzGetDatum(stats.stat_reset_timestamp);
+		else
+			nulls[i] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	return (Datum) 0;
+}
+
+/*
+ * SQL: wtsmgr_stat_reset() sets all of wtsmgr's statistics to zero, those
+ * of wtsmgr_smgr_counters too.
+ */
+PG_FUNCTION_INFO_V1(wtsmgr_stat_reset);
+
+Datum
+wtsmgr_stat_reset(PG_FUNCTION_ARGS)
+{
+	wtsmgr_stats_reset();
+	PG_RETURN_VOID();
+}
