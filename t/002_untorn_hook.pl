@@ -14,10 +14,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $module = $ENV{WTSMGR_TEST_MODULE}
-  or BAIL_OUT(
-	'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh, which build test/wtsmgr_test'
-  );
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
+my ($module) = test_module();
 
 my $node = PostgreSQL::Test::Cluster->new('hook');
 # wal_level replica, which base backups need

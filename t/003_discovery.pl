@@ -24,15 +24,13 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my $full_dir =
-  required_dir('WTSMGR_FULL_DIR', 'the small XFS filesystem to fill');
+my $atomic_dir = atomic_dir();
+my $full_dir = full_dir();
 
 my %statx_syscall = (x86_64 => 332, aarch64 => 291);
 my ($arch) = $Config{archname} =~ /^([^-]+)/;
 my $sys_statx = $statx_syscall{$arch}
-  or plan skip_all => "no statx system call number known for $arch";
+  or prerequisite_missing("no statx system call number known for $arch");
 
 # statx of a file, decoded at the offsets of the kernel's struct statx:
 # "atomic|unit_min|unit_max|unit_max_opt|segments_max|dio_mem|dio_offset".

@@ -20,11 +20,9 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my ($strace) = grep { -x $_ } map { "$_/strace" } split /:/, $ENV{PATH};
-BAIL_OUT('strace is needed (scripts/build-server.sh installs it as root)')
-  unless $strace;
+my $atomic_dir = atomic_dir();
+my $strace = required_program('strace',
+	'to see the write system calls (scripts/build-server.sh installs it as root)');
 
 my $node = PostgreSQL::Test::Cluster->new('atomic');
 $node->init(allows_streaming => 1);

@@ -21,8 +21,7 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 my ($module, $module_from_libdir) = test_module();
 
 my $node = PostgreSQL::Test::Cluster->new('faults');
@@ -37,6 +36,8 @@ autovacuum = off
 bgwriter_lru_maxpages = 0
 });
 $node->start;
+prerequisite_missing('the extension injection_points is not installed')
+  unless $node->check_extension('injection_points');
 
 my $ts_dir = "$atomic_dir/ts_faults_$$";
 mkdir $ts_dir or die "mkdir $ts_dir: $!";

@@ -30,8 +30,7 @@ if (!check_pg_config('#define RELSEG_SIZE [0-9]{1,2}$'))
 	plan skip_all =>
 	  'needs a server with small segments (scripts/build-server.sh --flavor debug-smallseg)';
 }
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
 # The node's whole base directory, data directory included, on XFS.
 $PostgreSQL::Test::Utils::tmp_check = "$atomic_dir/smallseg_$$";

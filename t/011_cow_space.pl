@@ -27,14 +27,10 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my $full_dir =
-  required_dir('WTSMGR_FULL_DIR', 'a small XFS filesystem to fill');
-my ($filefrag) = grep { -x $_ }
-  map { "$_/filefrag" } (split(/:/, $ENV{PATH}), '/usr/sbin', '/sbin');
-BAIL_OUT('filefrag (e2fsprogs) is needed to see shared extents')
-  unless $filefrag;
+my $atomic_dir = atomic_dir();
+my $full_dir = full_dir();
+my $filefrag = required_program('filefrag',
+	'to see shared extents (e2fsprogs)', '/usr/sbin', '/sbin');
 
 my $node = PostgreSQL::Test::Cluster->new('cow');
 $node->init;

@@ -24,8 +24,7 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
 my $node = PostgreSQL::Test::Cluster->new('lifecycle');
 $node->init;
@@ -36,12 +35,8 @@ checkpoint_timeout = 1h
 });
 $node->start;
 
-if (!$node->check_extension('injection_points'))
-{
-	plan skip_all => 'injection_points is not installed'
-	  unless ($ENV{CI} // '') eq 'true';
-	BAIL_OUT('injection_points must be installed when CI=true');
-}
+prerequisite_missing('the extension injection_points is not installed')
+  unless $node->check_extension('injection_points');
 
 my $ts_a = "$atomic_dir/ts_life_a_$$";
 my $ts_b = "$atomic_dir/ts_life_b_$$";

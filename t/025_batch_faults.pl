@@ -47,10 +47,12 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 my ($module, $lib) = test_module();
 my $no_faults = ($ENV{WTSMGR_T025_NO_FAULTS} // '') eq '1';
+# the test module's fault functions attach injection points
+prerequisite_missing('the server is built without injection points')
+  unless check_pg_config('#define USE_INJECTION_POINTS 1');
 
 my $node = PostgreSQL::Test::Cluster->new('batch_faults');
 $node->init;

@@ -1,6 +1,7 @@
 # Copyright (c) 2026, wtsmgr developers
 #
-# Helpers shared by wtsmgr's TAP tests.
+# Helpers shared by wtsmgr's TAP tests: prerequisites (skipped outside CI,
+# fatal under CI=true), and what the tests read from the server.
 
 package WtsmgrTest;
 
@@ -11,32 +12,69 @@ use Exporter 'import';
 use File::Spec;
 use Test::More;
 
-our @EXPORT = qw(required_dir test_module wait_for_decision first_touches);
+our @EXPORT = qw(
+  prerequisite_missing required_dir atomic_dir full_dir required_program
+  test_module wait_for_decision first_touches);
+
+# The rule for a missing prerequisite (a directory, a program, an
+# extension, the test-only module...): outside CI the whole test is
+# skipped, saying why; under CI=true it must not be missing, and the run
+# stops.  Call it before the first test.
+sub prerequisite_missing
+{
+	my ($reason) = @_;
+	BAIL_OUT("under CI=true every test must run, but $reason")
+	  if ($ENV{CI} // '') eq 'true';
+	plan skip_all => $reason;
+	return;
+}
 
 # The directory an environment variable names, which scripts/test.sh sets
-# when it can make the filesystem (as root).  Without it the whole test is
-# skipped, saying why, except under CI=true, where it must run.
+# when it can make the filesystem (as root); a prerequisite.
 sub required_dir
 {
 	my ($var, $what) = @_;
 	my $dir = $ENV{$var};
 	return $dir if $dir;
-	BAIL_OUT("$var must be set when CI=true") if ($ENV{CI} // '') eq 'true';
-	plan skip_all =>
-	  "$var is not set: scripts/test.sh makes $what only when run as root";
+	prerequisite_missing(
+		"$var is not set: scripts/test.sh makes $what only when run as root");
+	return;
+}
+
+# The atomic XFS filesystem (WTSMGR_ATOMIC_DIR), and the small XFS
+# filesystem that tests fill up (WTSMGR_FULL_DIR).
+sub atomic_dir
+{
+	return required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+}
+
+sub full_dir
+{
+	return required_dir('WTSMGR_FULL_DIR', 'the small XFS filesystem to fill');
+}
+
+# The path of program $name, looked up in PATH and then in @more_dirs; a
+# prerequisite, $what says what it is needed for.
+sub required_program
+{
+	my ($name, $what, @more_dirs) = @_;
+	my ($path) = grep { -x $_ }
+	  map { "$_/$name" } (split(/:/, $ENV{PATH}), @more_dirs);
+	return $path if $path;
+	prerequisite_missing("$name is needed $what");
 	return;
 }
 
 # The test-only module test/wtsmgr_test, which "make installcheck" builds
-# but never installs: its absolute path (for CREATE FUNCTION ... AS), and
-# the same relative to $libdir (injection point callbacks are loaded from
-# there).
+# but never installs (a prerequisite): its absolute path (for
+# shared_preload_libraries and CREATE FUNCTION ... AS), and the same
+# relative to $libdir (injection point callbacks are loaded from there).
 sub test_module
 {
-	my $module = $ENV{WTSMGR_TEST_MODULE}
-	  or BAIL_OUT(
-		'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh'
-	  );
+	my $module = $ENV{WTSMGR_TEST_MODULE};
+	prerequisite_missing(
+		'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh, which build test/wtsmgr_test'
+	) unless $module;
 	my $pkglibdir = `pg_config --pkglibdir`;
 	chomp $pkglibdir;
 	return ($module, File::Spec->abs2rel($module, $pkglibdir));
