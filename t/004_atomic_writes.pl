@@ -24,35 +24,25 @@ my $atomic_dir = atomic_dir();
 my $strace = required_program('strace',
 	'to see the write system calls (scripts/build-server.sh installs it as root)');
 
-my $node = PostgreSQL::Test::Cluster->new('atomic');
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-});
-$node->start;
+my $node = new_wtsmgr_node(
+	'atomic',
+	allows_streaming => 1,
+	manual_checkpoints => 1);
 
 my $ts_atomic = "$atomic_dir/ts_atomic_$$";
-my $ts_plain = $node->basedir . '/ts_plain';
-mkdir $ts_atomic or die "mkdir $ts_atomic: $!";
-mkdir $ts_plain or die "mkdir $ts_plain: $!";
+create_tablespaces(
+	$node,
+	ts_atomic => $ts_atomic,
+	ts_plain => $node->basedir . '/ts_plain');
 $node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_atomic';
-	CREATE TABLESPACE ts_plain LOCATION '$ts_plain';
+	'postgres', q{
 	CREATE DATABASE db_atomic TABLESPACE ts_atomic;
 	CREATE DATABASE db_plain TABLESPACE ts_plain});
 for my $db ('db_atomic', 'db_plain')
 {
 	$node->safe_psql($db, 'CREATE EXTENSION amcheck');
 }
-is( $node->safe_psql(
-		'postgres',
-		q{SELECT string_agg(tablespace || ':' || untorn_blocks, ',' ORDER BY 1)
-		  FROM wtsmgr_tablespaces WHERE tablespace LIKE 'ts_%'}),
+is(untorn_tablespaces($node),
 	'ts_atomic:true,ts_plain:false',
 	'one untorn tablespace and one that md.c writes');
 
@@ -84,12 +74,7 @@ my $fingerprint = q{
 
 for my $mode ('fsync', 'dsync')
 {
-	$node->safe_psql('postgres',
-		"ALTER SYSTEM SET wtsmgr.durability = '$mode'");
-	$node->reload;
-	$node->poll_query_until('postgres',
-		"SELECT current_setting('wtsmgr.durability') = '$mode'")
-	  or die "durability not reloaded";
+	alter_system($node, 'wtsmgr.durability', $mode);
 	$node->safe_psql('postgres', 'SELECT wtsmgr_stat_reset()');
 
 	# Trace every write system call of every server process, new ones too.

@@ -24,31 +24,21 @@ use WtsmgrTest;
 my $atomic_dir = atomic_dir();
 my ($module, $module_from_libdir) = test_module();
 
-my $node = PostgreSQL::Test::Cluster->new('faults');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
+my $node = new_wtsmgr_node(
+	'faults',
+	manual_checkpoints => 1,
+	conf => q{
 # only the checkpoint below may write the table's pages
 autovacuum = off
 bgwriter_lru_maxpages = 0
-});
-$node->start;
-prerequisite_missing('the extension injection_points is not installed')
-  unless $node->check_extension('injection_points');
+},
+	extensions => [ 'injection_points', 'amcheck' ]);
 
-my $ts_dir = "$atomic_dir/ts_faults_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
+create_tablespaces($node, ts_faults => "$atomic_dir/ts_faults_$$");
 $node->safe_psql(
 	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION injection_points;
-	CREATE EXTENSION amcheck;
 	CREATE FUNCTION fail_next_write(text, text) RETURNS void
 		AS '$module', 'wtsmgr_test_fail_next_write' LANGUAGE C STRICT;
-	CREATE TABLESPACE ts_faults LOCATION '$ts_dir';
 	CREATE TABLE t (id int PRIMARY KEY, val int) TABLESPACE ts_faults;
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g;
 	CHECKPOINT});

@@ -29,35 +29,19 @@ use WtsmgrTest;
 
 my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-wal_keep_size = 1GB
-});
-$node->start;
+my $node = new_wtsmgr_node('primary', primary => 1, manual_checkpoints => 1,
+	extensions => ['pg_walinspect']);
 
 my $ts_atomic = "$atomic_dir/ts_skip_$$";
 my $ts_plain = $node->basedir . '/ts_plain';
-mkdir $ts_atomic or die "mkdir $ts_atomic: $!";
-mkdir $ts_plain or die "mkdir $ts_plain: $!";
+my %oid = create_tablespaces(
+	$node,
+	ts_atomic => $ts_atomic,
+	ts_plain => $ts_plain);
 $node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_atomic';
-	CREATE TABLESPACE ts_plain LOCATION '$ts_plain';
+	'postgres', q{
 	CREATE DATABASE db_atomic TABLESPACE ts_atomic;
 	CREATE DATABASE db_plain TABLESPACE ts_plain});
-my %oid;
-for my $ts ('ts_atomic', 'ts_plain')
-{
-	$oid{$ts} = $node->safe_psql('postgres',
-		"SELECT oid FROM pg_tablespace WHERE spcname = '$ts'");
-}
 for my $db ('db_atomic', 'db_plain')
 {
 	$node->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', $db ],
@@ -227,8 +211,7 @@ for my $db ('db_atomic', 'db_plain')
 # shows that the same tear is not healed where the image was left out.)
 $node->safe_psql('db_plain', 'CREATE EXTENSION pg_buffercache');
 $node->safe_psql('db_plain', 'CHECKPOINT');
-my $file = $node->data_dir . '/'
-  . $node->safe_psql('db_plain', q{SELECT pg_relation_filepath('pgbench_branches')});
+my $file = relation_file($node, 'pgbench_branches', 'db_plain');
 open(my $fh, '+<', $file) or die "open $file: $!";
 binmode $fh;
 my ($old, $new);
@@ -237,11 +220,7 @@ sysread($fh, $old, 8192) == 8192 or die "read $file";
 is( $node->safe_psql(
 		'db_plain', q{
 	UPDATE pgbench_branches SET bbalance = bbalance + 1000, filler = repeat('t', 88);
-	SELECT e.buffer_evicted AND e.buffer_flushed
-	FROM pg_buffercache b, pg_buffercache_evict(b.bufferid) e
-	WHERE b.reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
-	  AND b.relfilenode = pg_relation_filenode('pgbench_branches')
-	  AND b.relforknumber = 0 AND b.relblocknumber = 0}),
+	} . evict_block_sql('pgbench_branches')),
 	't', 'the changed page was written out (pg_buffercache_evict flushed it)');
 $node->stop('immediate');
 sysseek($fh, 0, 0);

@@ -34,39 +34,29 @@ use WtsmgrTest;
 
 my $atomic_dir = atomic_dir();
 
-my $p = PostgreSQL::Test::Cluster->new('p');
-$p->init(allows_streaming => 1);
-$p->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-max_prepared_transactions = 5
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-wal_keep_size = 1GB
-});
-$p->start;
+my $p = new_wtsmgr_node(
+	'p',
+	primary => 1,
+	manual_checkpoints => 1,
+	conf => "max_prepared_transactions = 5\n",
+	extensions => [ 'pg_walinspect', 'amcheck' ]);
 is($p->safe_psql('postgres', 'SHOW data_checksums'),
 	'on', 'data checksums are on, as pg_rewind needs');
 
 my $ts_p = "$atomic_dir/ts_rewind_p_$$";
 my $ts_s = "$atomic_dir/ts_rewind_s_$$";
-mkdir $ts_p or die "mkdir $ts_p: $!";
+my %oid = create_tablespaces($p, ts_atomic => $ts_p);
+my $spcoid = $oid{ts_atomic};
 $p->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_p';
+	'postgres', q{
 	CREATE TABLE t (id int) TABLESPACE ts_atomic;
 	CREATE DATABASE db TABLESPACE ts_atomic;
-	CREATE EXTENSION amcheck;
 	CREATE ROLE rewind_user LOGIN;
 	GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind_user;
 	GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO rewind_user;
 	GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO rewind_user;
 	GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewind_user;
 });
-my $spcoid = $p->safe_psql('postgres',
-	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_atomic'");
 $p->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
 	'pgbench tables in the untorn tablespace');
 $p->safe_psql('db', 'CREATE EXTENSION amcheck');

@@ -29,26 +29,15 @@ use WtsmgrTest;
 
 my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('decisions');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-});
-$node->start;
+my $node = new_wtsmgr_node(
+	'decisions',
+	manual_checkpoints => 1,
+	extensions => ['pg_walinspect']);
 
 my $ts_dir = "$atomic_dir/ts_decisions_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
-$node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_dir';
-	CREATE DATABASE db TABLESPACE ts_atomic});
-my $spcoid = $node->safe_psql('postgres',
-	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_atomic'");
+my %oid = create_tablespaces($node, ts_atomic => $ts_dir);
+my $spcoid = $oid{ts_atomic};
+$node->safe_psql('postgres', 'CREATE DATABASE db TABLESPACE ts_atomic');
 $node->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
 	'pgbench tables in the untorn tablespace');
 $node->safe_psql(

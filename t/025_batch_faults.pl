@@ -54,28 +54,21 @@ my $no_faults = ($ENV{WTSMGR_T025_NO_FAULTS} // '') eq '1';
 prerequisite_missing('the server is built without injection points')
   unless check_pg_config('#define USE_INJECTION_POINTS 1');
 
-my $node = PostgreSQL::Test::Cluster->new('batch_faults');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
+my $node = new_wtsmgr_node(
+	'batch_faults',
+	manual_checkpoints => 1,
+	conf => q{
 # only checkpoints may write the table's pages
 autovacuum = off
 bgwriter_lru_maxpages = 0
 io_combine_limit = 16
 log_error_verbosity = verbose
-});
-$node->start;
+},
+	extensions => [ 'pg_buffercache', 'amcheck' ]);
 
-my $ts_dir = "$atomic_dir/ts_batch_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
+create_tablespaces($node, ts_batch => "$atomic_dir/ts_batch_$$");
 $node->safe_psql(
 	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_buffercache;
-	CREATE EXTENSION amcheck;
 	CREATE FUNCTION fault_unit(int, text, bool, text) RETURNS void
 		AS '$module', 'wtsmgr_test_fault_unit' LANGUAGE C STRICT;
 	CREATE FUNCTION clear_unit_fault() RETURNS bool
@@ -86,7 +79,6 @@ $node->safe_psql(
 		SELECT write_bytes FROM pg_stat_io
 		WHERE backend_type = 'checkpointer' AND object = 'relation'
 		  AND context = 'normal';
-	CREATE TABLESPACE ts_batch LOCATION '$ts_dir';
 	-- few rows a page, room for HOT updates: an update dirties its page only
 	CREATE TABLE t (id int, val int) WITH (fillfactor = 10) TABLESPACE ts_batch;
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) g;
@@ -107,8 +99,7 @@ my $rows = $node->safe_psql('postgres',
 sub file_of
 {
 	my ($rel) = @_;
-	return $node->data_dir . '/'
-	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$rel')");
+	return relation_file($node, $rel);
 }
 
 sub read_blocks

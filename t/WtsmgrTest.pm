@@ -1,7 +1,8 @@
 # Copyright (c) 2026, wtsmgr developers
 #
 # Helpers shared by wtsmgr's TAP tests: prerequisites (skipped outside CI,
-# fatal under CI=true), and what the tests read from the server.
+# fatal under CI=true), the usual cluster and tablespace setup, and waits on
+# conditions that the tests observe in the server.
 
 package WtsmgrTest;
 
@@ -10,11 +11,15 @@ use warnings FATAL => 'all';
 
 use Exporter 'import';
 use File::Spec;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
   prerequisite_missing required_dir atomic_dir full_dir required_program
-  test_module wait_for_decision first_touches);
+  test_module new_wtsmgr_node create_tablespaces tablespace_oid
+  relation_file untorn_tablespaces evict_block_sql alter_system
+  wait_for_decision first_touches);
 
 # The rule for a missing prerequisite (a directory, a program, an
 # extension, the test-only module...): outside CI the whole test is
@@ -78,6 +83,127 @@ sub test_module
 	my $pkglibdir = `pg_config --pkglibdir`;
 	chomp $pkglibdir;
 	return ($module, File::Spec->abs2rel($module, $pkglibdir));
+}
+
+# A new node, started, with wtsmgr preloaded and its extension created in
+# the postgres database: new_wtsmgr_node($name, %options).  Options:
+#
+# - allows_streaming => 1: wal_level replica and friends, for base backups
+#   and standbys (PostgreSQL::Test::Cluster::init);
+# - primary => 1: the same, and wal_keep_size = 1GB, so that standbys made
+#   from its base backups can stream from where the backup ends;
+# - manual_checkpoints => 1: checkpoint_timeout = 1h and max_wal_size =
+#   4GB, so that only the test's own CHECKPOINTs run;
+# - conf => text: more lines for postgresql.conf;
+# - preload => library: shared_preload_libraries instead of wtsmgr, whose
+#   extension is then not created;
+# - extensions => [names]: more extensions to create there, after wtsmgr's;
+#   one that the server lacks is a missing prerequisite.
+sub new_wtsmgr_node
+{
+	my ($name, %opt) = @_;
+	my $preload = $opt{preload} // 'wtsmgr';
+	my @extensions = @{ $opt{extensions} // [] };
+
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(
+		($opt{allows_streaming} || $opt{primary})
+		? (allows_streaming => 1)
+		: ());
+	my $conf = "shared_preload_libraries = '$preload'\n";
+	$conf .= "checkpoint_timeout = 1h\nmax_wal_size = 4GB\n"
+	  if $opt{manual_checkpoints};
+	$conf .= "wal_keep_size = 1GB\n" if $opt{primary};
+	$conf .= $opt{conf} if defined $opt{conf};
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start;
+
+	for my $ext (@extensions)
+	{
+		prerequisite_missing("the extension $ext is not installed")
+		  unless $node->check_extension($ext);
+	}
+	unshift @extensions, 'wtsmgr' if $preload eq 'wtsmgr';
+	$node->safe_psql('postgres',
+		join('', map { "CREATE EXTENSION $_;\n" } @extensions))
+	  if @extensions;
+	return $node;
+}
+
+# Make each directory and create a tablespace there, in the order given:
+# create_tablespaces($node, name => directory, ...).  Returns the
+# tablespaces' OIDs as name => oid pairs.
+sub create_tablespaces
+{
+	my ($node, @spec) = @_;
+	my (@names, $sql);
+	while (my ($ts, $dir) = splice(@spec, 0, 2))
+	{
+		mkdir $dir or die "mkdir $dir: $!";
+		$sql .= "CREATE TABLESPACE $ts LOCATION '$dir';\n";
+		push @names, $ts;
+	}
+	$node->safe_psql('postgres', $sql);
+	return map { ($_ => tablespace_oid($node, $_)) } @names;
+}
+
+# The OID of tablespace $name.
+sub tablespace_oid
+{
+	my ($node, $name) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT oid FROM pg_tablespace WHERE spcname = '$name'");
+}
+
+# The absolute path of the first segment file of relation $rel in database
+# $db (postgres by default), under the data directory of $datadir_node
+# ($node by default: a standby's copy of a primary's relation, say).
+sub relation_file
+{
+	my ($node, $rel, $db, $datadir_node) = @_;
+	$datadir_node //= $node;
+	return $datadir_node->data_dir . '/'
+	  . $node->safe_psql($db // 'postgres', "SELECT pg_relation_filepath('$rel')");
+}
+
+# "name:untorn_blocks" of every tablespace named ts_*, by name, joined by
+# commas: "ts_atomic:true,ts_plain:false", say.
+sub untorn_tablespaces
+{
+	my ($node) = @_;
+	return $node->safe_psql(
+		'postgres',
+		q{SELECT string_agg(tablespace || ':' || untorn_blocks, ',' ORDER BY 1)
+		  FROM wtsmgr_tablespaces WHERE tablespace LIKE 'ts_%'});
+}
+
+# SQL that evicts block $block (0 by default) of relation $rel's main fork
+# in the current database from shared buffers (pg_buffercache, which must
+# be installed there), writing it out first; it returns true if the block
+# was both evicted and written.
+sub evict_block_sql
+{
+	my ($rel, $block) = @_;
+	$block //= 0;
+	return qq{
+	SELECT e.buffer_evicted AND e.buffer_flushed
+	FROM pg_buffercache b, pg_buffercache_evict(b.bufferid) e
+	WHERE b.reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+	  AND b.relfilenode = pg_relation_filenode('$rel')
+	  AND b.relforknumber = 0 AND b.relblocknumber = $block};
+}
+
+# ALTER SYSTEM SET $name = '$value', reload, and wait until new sessions
+# see the value; die if they never do.
+sub alter_system
+{
+	my ($node, $name, $value) = @_;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET $name = '$value'");
+	$node->reload;
+	$node->poll_query_until('postgres',
+		"SELECT current_setting('$name') = '$value'")
+	  or die "$name was not reloaded";
+	return;
 }
 
 # Wait until wtsmgr_tablespaces shows $want as the full-page-image decision
