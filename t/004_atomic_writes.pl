@@ -63,6 +63,16 @@ sub server_pids
 	return @pids;
 }
 
+# Whether process $pid is traced (its TracerPid in /proc is set), or gone.
+sub traced
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/status") or return 1;
+	my ($tracer) = join('', <$fh>) =~ /^TracerPid:\s+(\d+)/m;
+	close($fh);
+	return !defined $tracer || $tracer != 0;
+}
+
 # A fingerprint of pgbench's data, without history's timestamps.
 my $fingerprint = q{
 	SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
@@ -79,14 +89,16 @@ for my $mode ('fsync', 'dsync')
 
 	# Trace every write system call of every server process, new ones too.
 	my $trace = $node->basedir . "/strace_$mode.out";
-	my @p = map { ('-p', $_) } server_pids();
+	my @pids = server_pids();
+	my @p = map { ('-p', $_) } @pids;
 	my $tracer = IPC::Run::start(
 		[
 			$strace, '-f', '-qq', '-y', '-o', $trace,
 			'-e', 'trace=write,pwrite64,pwritev,pwritev2', @p
 		],
 		'>', \my $tout, '2>', \my $terr);
-	sleep 1;    # let strace attach
+	wait_until(sub { !grep { !traced($_) } @pids },
+		'strace has attached to every server process');
 
 	# The same deterministic workload in both tablespaces.
 	for my $db ('db_atomic', 'db_plain')

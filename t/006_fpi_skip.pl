@@ -84,6 +84,8 @@ sub load
 	my @runs = start_pgbench($seconds);
 	for (my $t = 0; $t < $seconds; $t += 2)
 	{
+		# A duration, not a wait: the cadence of checkpoints under a load
+		# that runs for a set time, so that the load spans that many cycles.
 		sleep 2;
 		$node->safe_psql('postgres', 'CHECKPOINT');
 	}
@@ -179,13 +181,24 @@ cmp_ok(images($lsn4, $lsn5, $oid{ts_atomic}),
 	'>', 0, 'images for the untorn tablespace while a backup runs');
 cmp_ok(images($lsn4, $lsn5, $oid{ts_plain}), '>', 0, 'and for the other');
 
-# 3. Crash recovery under load, three times.
+# 3. Crash recovery under load, three times: the crash comes once pgbench
+# has changed blocks in both tablespaces before a checkpoint and again after
+# it.
+sub wait_for_load
+{
+	my ($from_lsn) = @_;
+	wait_for_changed_blocks($node, $oid{$_}, $from_lsn, 300)
+	  for ('ts_atomic', 'ts_plain');
+	return;
+}
 for my $round (1 .. 3)
 {
+	my $start = $node->lsn('insert');
 	my @runs = start_pgbench(30);
-	sleep 2;
+	wait_for_load($start);
+	my $checkpoint = $node->lsn('insert');
 	$node->safe_psql('postgres', 'CHECKPOINT');
-	sleep 2;
+	wait_for_load($checkpoint);
 	$node->stop('immediate');
 	$_->finish for @runs;
 	$node->start;

@@ -122,7 +122,8 @@ my $bench = IPC::Run::start(
 		'--host=' . $s->host, '--port=' . $s->port, 'db'
 	],
 	'>', \my $bench_out, '2>', \my $bench_err);
-sleep 2;
+# pg_rewind starts once pgbench is changing blocks on the source
+wait_for_changed_blocks($s, $spcoid, $lsn_before, 100);
 $p->command_ok(
 	[
 		'pg_rewind', '--target-pgdata' => $p->data_dir,

@@ -111,6 +111,7 @@ sub running_statement_keeps_images
 	$node->safe_psql('db', 'UPDATE ctl SET done = false');
 	$wait_decision->('skipped');
 	my $bg = $node->background_psql('db');
+	my $pid = $bg->query_safe('SELECT pg_backend_pid()');
 	$bg->query_until(
 		qr/started/, q{
 	\echo started
@@ -129,12 +130,18 @@ sub running_statement_keeps_images
 	END
 	$$;
 });
-	sleep 1;
+	$node->poll_query_until('postgres',
+		"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $pid")
+	  or die 'the statement did not start';
 	$node->safe_psql('postgres', "ALTER SYSTEM SET $setting = '$value'");
 	$node->reload;
 	$wait_decision->($kept_as);
 	my $start = $node->lsn('insert');
 	$node->safe_psql('postgres', 'CHECKPOINT');
+	# A duration, not a wait: the running statement goes on changing blocks
+	# for a while after the checkpoint, across several of the announcer's
+	# rounds (it looks at the tablespaces every 200 ms), which nothing
+	# outside it shows.
 	sleep 2;
 	$node->safe_psql('db', 'UPDATE ctl SET done = true');
 	$bg->quit;

@@ -14,12 +14,13 @@ use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(
   prerequisite_missing required_dir atomic_dir full_dir required_program
   test_module new_wtsmgr_node create_tablespaces tablespace_oid
-  relation_file untorn_tablespaces evict_block_sql alter_system
-  wait_for_decision first_touches);
+  relation_file untorn_tablespaces evict_block_sql alter_system wait_until
+  wait_for_changed_blocks wait_for_decision first_touches);
 
 # The rule for a missing prerequisite (a directory, a program, an
 # extension, the test-only module...): outside CI the whole test is
@@ -203,6 +204,36 @@ sub alter_system
 	$node->poll_query_until('postgres',
 		"SELECT current_setting('$name') = '$value'")
 	  or die "$name was not reloaded";
+	return;
+}
+
+# Wait until $cond->() returns true, checking every 0.1 s as
+# poll_query_until does, for as long (timeout_default); die saying $what
+# never happened if it does not.
+sub wait_until
+{
+	my ($cond, $what) = @_;
+	my $attempts = 10 * $PostgreSQL::Test::Utils::timeout_default;
+	for (1 .. $attempts)
+	{
+		return if $cond->();
+		usleep(100_000);
+	}
+	die "timed out waiting until $what";
+}
+
+# Wait until the WAL from $from_lsn on (up to the flush LSN) changes at
+# least $n distinct blocks of tablespace $spcoid (pg_walinspect): a load
+# under way has done that much.
+sub wait_for_changed_blocks
+{
+	my ($node, $spcoid, $from_lsn, $n) = @_;
+	$node->poll_query_until(
+		'postgres', qq{
+		SELECT count(DISTINCT (relfilenode, relforknumber, relblocknumber)) >= $n
+		FROM pg_get_wal_block_info('$from_lsn', pg_current_wal_flush_lsn(), false)
+		WHERE reltablespace = $spcoid})
+	  or die "fewer than $n blocks of tablespace $spcoid changed since $from_lsn";
 	return;
 }
 
