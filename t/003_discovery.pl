@@ -65,9 +65,9 @@ create_tablespaces(
 	ts_full => "$full_dir/ts_full_$$");
 # Restart: the postmaster probes every tablespace before recovery.
 $node->restart;
-like(
-	slurp_file($node->logfile),
-	qr/LOG:  wtsmgr: tablespace \d+ \("pg_tblspc\/\d+\/PG_18_\d+"\): blocks are written untorn/,
+ok( $node->log_contains(
+		qr/LOG:  wtsmgr: tablespace \d+ \("pg_tblspc\/\d+\/PG_18_\d+"\): blocks are written untorn/
+	),
 	'the postmaster logs each probe');
 
 my $row = sub {
@@ -175,9 +175,9 @@ cmp_ok(
 		q{SELECT nonatomic_files FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
 	'>=', 1,
 	'a segment file that cannot be written atomically is counted');
-like(
-	slurp_file($node->logfile),
-	qr/WARNING:  file "pg_tblspc\/\d+\/PG_18_\d+\/\d+\/\d+" in a tablespace with atomic writes cannot be written atomically\n.*DETAIL:  statx reports no atomic write support on $fs_plain\./,
+ok( $node->log_contains(
+		qr/WARNING:  file "pg_tblspc\/\d+\/PG_18_\d+\/\d+\/\d+" in a tablespace with atomic writes cannot be written atomically\n.*DETAIL:  statx reports no atomic write support on $fs_plain\./
+	),
 	'and reported with a WARNING naming the file');
 $node->stop;
 unlink($file_atomic) or die "unlink: $!";

@@ -72,17 +72,19 @@ for my $case (
 	isnt($ret, 0, "$errname: the checkpoint fails");
 	like($stderr, qr/checkpoint request failed/,
 		"$errname: and says so to the client");
-	my $log = slurp_file($node->logfile, $log_offset);
-	like(
-		$log,
-		qr/ERROR:  could not write \d+ bytes atomically to file "\Q$file\E" at offset \d+: $message/,
+	ok( $node->log_contains(
+			qr/ERROR:  could not write \d+ bytes atomically to file "\Q$file\E" at offset \d+: $message/,
+			$log_offset),
 		"$errname: the error names the file, length, offset and cause");
-	like($log, qr/HINT:  The blocks stay dirty in shared buffers and nothing is lost/,
+	ok( $node->log_contains(
+			qr/HINT:  The blocks stay dirty in shared buffers and nothing is lost/,
+			$log_offset),
 		"$errname: with a hint");
 	if ($counter eq 'refusals')
 	{
-		like($log,
-			qr/DETAIL:  The kernel refused an RWF_ATOMIC write .* never falls back to a write that could tear/,
+		ok( $node->log_contains(
+				qr/DETAIL:  The kernel refused an RWF_ATOMIC write .* never falls back to a write that could tear/,
+				$log_offset),
 			"$errname: a refusal, and no fallback");
 	}
 	my ($refusals1, $errors1) = split /\|/, $counts->();

@@ -285,9 +285,9 @@ for my $kind ('good', 'torn')
 	$node->wait_for_replay_catchup($standby{$kind});
 }
 my $good = $standby{good};
-unlike(slurp_file($good->logfile), qr/inconsistent page found/,
+ok(!$good->log_contains(qr/inconsistent page found/),
 	'the standby replays with wal_consistency_checking = all: no inconsistency');
-unlike(slurp_file($good->logfile), qr/lacks full-page images/,
+ok(!$good->log_contains(qr/lacks full-page images/),
 	'a standby on atomic storage does not warn');
 for my $db ('db_atomic', 'db_plain')
 {
@@ -295,11 +295,12 @@ for my $db ('db_atomic', 'db_plain')
 		"the standby's $db is clean");
 }
 my $torn = $standby{torn};
-like(
-	slurp_file($torn->logfile),
-	qr/WARNING:  WAL being replayed lacks full-page images for tablespace $oid{ts_atomic} .*, but its blocks may tear on this server/,
+ok( $torn->log_contains(
+		qr/WARNING:  WAL being replayed lacks full-page images for tablespace $oid{ts_atomic} .*, but its blocks may tear on this server/
+	),
 	'a standby whose copy of the untorn tablespace may tear warns');
-like(slurp_file($torn->logfile), qr/HINT:  A crash of this server while it writes such blocks could corrupt them/,
+ok( $torn->log_contains(
+		qr/HINT:  A crash of this server while it writes such blocks could corrupt them/),
 	'with a hint');
 is(scalar(() = slurp_file($torn->logfile) =~ /lacks full-page images for tablespace $oid{ts_atomic}/g),
 	1, 'once');
@@ -324,9 +325,8 @@ $node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
 my $log_offset = -s $node->logfile;
 ok(!$node->start(fail_ok => 1),
 	'after a crash, the server does not recover without wtsmgr');
-like(
-	slurp_file($node->logfile, $log_offset),
-	qr/resource manager with ID 212 not registered/,
+ok( $node->log_contains(
+		qr/resource manager with ID 212 not registered/, $log_offset),
 	'because the WAL needs wtsmgr\'s resource manager');
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'wtsmgr'");
 $node->start;

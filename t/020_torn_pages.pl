@@ -123,10 +123,12 @@ sub check_not_healed
 	my ($what, $file, $new, $torn) = @_;
 	my $offset = -s $node->logfile;
 	ok(!$node->start(fail_ok => 1), "$what: recovery does not get past the torn page");
-	my $log = slurp_file($node->logfile, $offset);
-	like($log, qr/page verification failed, calculated checksum \d+ but expected \d+/,
+	ok( $node->log_contains(
+			qr/page verification failed, calculated checksum \d+ but expected \d+/,
+			$offset),
 		"$what: the checksum failure shows it");
-	like($log, qr/invalid page in block 0 of relation/, "$what: in block 0");
+	ok($node->log_contains(qr/invalid page in block 0 of relation/, $offset),
+		"$what: in block 0");
 	ok(slurp_block($file) eq $torn, "$what: the page on disk is still torn");
 	write_half($file, substr($new, 4096));
 	$node->start;

@@ -393,8 +393,8 @@ SKIP:
 	$node->safe_psql('postgres', "SELECT fault_unit(-1, 'EIO', false, '$lib')");
 	my $log_offset = -s $node->logfile;
 	$node->safe_psql('postgres', 'CHECKPOINT');
-	my $log = slurp_file($node->logfile, $log_offset);
-	unlike($log, qr/wtsmgr_test: unit/, 'tmpfs: md.c writes it, no atomic unit');
+	ok(!$node->log_contains(qr/wtsmgr_test: unit/, $log_offset),
+		'tmpfs: md.c writes it, no atomic unit');
 	is($node->safe_psql('postgres',
 			q{SELECT atomic_writes FROM wtsmgr_stat_io WHERE tablespace = 'ts_tmpfs'}),
 		'0', 'tmpfs: no atomic writes');
@@ -417,10 +417,11 @@ SKIP:
 	chmod 0444, $ufile or die "chmod $ufile: $!" unless $no_faults;
 	$log_offset = -s $node->logfile;
 	my ($ret) = $node->psql('postgres', 'CHECKPOINT');
-	$log = slurp_file($node->logfile, $log_offset);
 	chmod 0600, $ufile or die "chmod $ufile: $!";
 	isnt($ret, 0, 'tmpfs, read-only segment file: the checkpoint fails');
-	like($log, qr/ERROR:  42501: could not open file ".*": Permission denied/,
+	ok( $node->log_contains(
+			qr/ERROR:  42501: could not open file ".*": Permission denied/,
+			$log_offset),
 		'tmpfs, read-only segment file: md.c\'s error has SQLSTATE 42501');
 	is(dirty_blocks('u'), '16/' . join(',', 1 .. 16),
 		'tmpfs, read-only segment file: the blocks stay dirty');
