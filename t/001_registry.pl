@@ -11,6 +11,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
 # Without the preload, the library refuses to load, with a hint.
 my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
@@ -36,14 +40,10 @@ like(
 $plain->stop;
 
 # With the preload.
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'wtsmgr'");
-$node->start;
+my $node = new_wtsmgr_node('main');
 
 is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'),
 	'wtsmgr', 'wtsmgr is preloaded');
-$node->safe_psql('postgres', 'CREATE EXTENSION wtsmgr');
 $node->safe_psql('template1', 'CREATE EXTENSION wtsmgr');
 
 is( $node->safe_psql(

@@ -14,37 +14,32 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $module = $ENV{WTSMGR_TEST_MODULE}
-  or BAIL_OUT(
-	'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh, which build test/wtsmgr_test'
-  );
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
 
-my $node = PostgreSQL::Test::Cluster->new('hook');
-# wal_level replica, which base backups need
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = '$module'
-allow_in_place_tablespaces = on
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-});
-$node->start;
+my ($module) = test_module();
+
+my $node = new_wtsmgr_node(
+	'hook',
+	preload => $module,
+	# wal_level replica, which base backups need
+	allows_streaming => 1,
+	manual_checkpoints => 1,
+	conf => "allow_in_place_tablespaces = on\n",
+	extensions => ['pg_walinspect']);
 
 is($node->safe_psql('postgres', 'SHOW data_checksums'),
 	'on', 'data checksums are on, so hint bits are WAL-logged');
 
 $node->safe_psql(
 	'postgres', q{
-	CREATE EXTENSION pg_walinspect;
 	CREATE TABLESPACE ts_untorn LOCATION '';
 	CREATE TABLESPACE ts_torn LOCATION '';
 	CREATE DATABASE db_untorn TABLESPACE ts_untorn;
 	CREATE DATABASE db_torn TABLESPACE ts_torn});
-my $untorn_oid = $node->safe_psql('postgres',
-	q{SELECT oid FROM pg_tablespace WHERE spcname = 'ts_untorn'});
-my $torn_oid = $node->safe_psql('postgres',
-	q{SELECT oid FROM pg_tablespace WHERE spcname = 'ts_torn'});
+my $untorn_oid = tablespace_oid($node, 'ts_untorn');
+my $torn_oid = tablespace_oid($node, 'ts_torn');
 
 for my $db ('db_untorn', 'db_torn')
 {
@@ -53,12 +48,7 @@ for my $db ('db_untorn', 'db_torn')
 		"pgbench tables in $db");
 }
 
-$node->safe_psql('postgres',
-	"ALTER SYSTEM SET wtsmgr_test.untorn_tablespace_oid = $untorn_oid");
-$node->reload;
-$node->poll_query_until('postgres',
-	"SELECT current_setting('wtsmgr_test.untorn_tablespace_oid') = '$untorn_oid'")
-  or die 'wtsmgr_test.untorn_tablespace_oid was not reloaded';
+alter_system($node, 'wtsmgr_test.untorn_tablespace_oid', $untorn_oid);
 
 # Run pgbench on both databases between two LSNs.
 sub run_pgbench

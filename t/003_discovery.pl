@@ -24,15 +24,13 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my $full_dir =
-  required_dir('WTSMGR_FULL_DIR', 'the small XFS filesystem to fill');
+my $atomic_dir = atomic_dir();
+my $full_dir = full_dir();
 
 my %statx_syscall = (x86_64 => 332, aarch64 => 291);
 my ($arch) = $Config{archname} =~ /^([^-]+)/;
 my $sys_statx = $statx_syscall{$arch}
-  or plan skip_all => "no statx system call number known for $arch";
+  or prerequisite_missing("no statx system call number known for $arch");
 
 # statx of a file, decoded at the offsets of the kernel's struct statx:
 # "atomic|unit_min|unit_max|unit_max_opt|segments_max|dio_mem|dio_offset".
@@ -53,37 +51,23 @@ sub kernel_statx
 	return join('|', 't', $min, $max, $max_opt, $segs, $dio_mem, $dio_off);
 }
 
-my $node = PostgreSQL::Test::Cluster->new('discovery');
-# wal_level replica, for the base backup below
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-wtsmgr.keep_full_page_images_tablespaces = 'ts_kept'
-});
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION wtsmgr');
+my $node = new_wtsmgr_node(
+	'discovery',
+	# wal_level replica, for the base backup below
+	allows_streaming => 1,
+	conf => "wtsmgr.keep_full_page_images_tablespaces = 'ts_kept'\n");
 
-my %dir = (
+create_tablespaces(
+	$node,
 	ts_atomic => "$atomic_dir/ts_atomic_$$",
 	ts_kept => "$atomic_dir/ts_kept_$$",
 	ts_plain => $node->basedir . '/ts_plain',
-	ts_full => "$full_dir/ts_full_$$",
-	ts_late => "$atomic_dir/ts_late_$$");
-for my $d (values %dir)
-{
-	mkdir $d or die "mkdir $d: $!";
-}
-for my $ts ('ts_atomic', 'ts_kept', 'ts_plain', 'ts_full')
-{
-	$node->safe_psql('postgres',
-		"CREATE TABLESPACE $ts LOCATION '$dir{$ts}'");
-}
+	ts_full => "$full_dir/ts_full_$$");
 # Restart: the postmaster probes every tablespace before recovery.
 $node->restart;
-like(
-	slurp_file($node->logfile),
-	qr/LOG:  wtsmgr: tablespace \d+ \("pg_tblspc\/\d+\/PG_18_\d+"\): blocks are written untorn/,
+ok( $node->log_contains(
+		qr/LOG:  wtsmgr: tablespace \d+ \("pg_tblspc\/\d+\/PG_18_\d+"\): blocks are written untorn/
+	),
 	'the postmaster logs each probe');
 
 my $row = sub {
@@ -114,8 +98,7 @@ for my $t ('t_atomic', 't_plain')
 	is($node->safe_psql('postgres', "SELECT wtsmgr_relation_smgr('$t')"),
 		'wtsmgr', "$t is opened through wtsmgr");
 }
-my $file_atomic = "$datadir/"
-  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('t_atomic')");
+my $file_atomic = relation_file($node, 't_atomic');
 is($row->('ts_atomic', $limits),
 	kernel_statx($file_atomic),
 	'XFS tablespace: statx figures match the statx system call on its file');
@@ -125,8 +108,7 @@ my $fs_plain = $row->('ts_plain', 'fs_type');
 is( $row->('ts_plain', 'untorn_blocks, reason'),
 	"f|statx reports no atomic write support on $fs_plain",
 	"$fs_plain tablespace: not untorn, and the reason names $fs_plain");
-my $file_plain = "$datadir/"
-  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('t_plain')");
+my $file_plain = relation_file($node, 't_plain');
 is($row->('ts_plain', $limits),
 	kernel_statx($file_plain),
 	"$fs_plain tablespace: statx figures match the statx system call");
@@ -169,8 +151,7 @@ isnt($row->('ts_atomic', 'full_page_images'),
 	'kept: backup running', 'after the backup: no longer');
 
 # A tablespace created while the server runs: listed, probed on first use.
-$node->safe_psql('postgres',
-	"CREATE TABLESPACE ts_late LOCATION '$dir{ts_late}'");
+create_tablespaces($node, ts_late => "$atomic_dir/ts_late_$$");
 is( $row->('ts_late', 'untorn_blocks, full_page_images'),
 	'f|kept: not probed yet',
 	'a new tablespace is listed and keeps images until probed');
@@ -194,9 +175,9 @@ cmp_ok(
 		q{SELECT nonatomic_files FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
 	'>=', 1,
 	'a segment file that cannot be written atomically is counted');
-like(
-	slurp_file($node->logfile),
-	qr/WARNING:  file "pg_tblspc\/\d+\/PG_18_\d+\/\d+\/\d+" in a tablespace with atomic writes cannot be written atomically\n.*DETAIL:  statx reports no atomic write support on $fs_plain\./,
+ok( $node->log_contains(
+		qr/WARNING:  file "pg_tblspc\/\d+\/PG_18_\d+\/\d+\/\d+" in a tablespace with atomic writes cannot be written atomically\n.*DETAIL:  statx reports no atomic write support on $fs_plain\./
+	),
 	'and reported with a WARNING naming the file');
 $node->stop;
 unlink($file_atomic) or die "unlink: $!";

@@ -20,41 +20,29 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my ($strace) = grep { -x $_ } map { "$_/strace" } split /:/, $ENV{PATH};
-BAIL_OUT('strace is needed (scripts/build-server.sh installs it as root)')
-  unless $strace;
+my $atomic_dir = atomic_dir();
+my $strace = required_program('strace',
+	'to see the write system calls (scripts/build-server.sh installs it as root)');
 
-my $node = PostgreSQL::Test::Cluster->new('atomic');
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-});
-$node->start;
+my $node = new_wtsmgr_node(
+	'atomic',
+	allows_streaming => 1,
+	manual_checkpoints => 1);
 
 my $ts_atomic = "$atomic_dir/ts_atomic_$$";
-my $ts_plain = $node->basedir . '/ts_plain';
-mkdir $ts_atomic or die "mkdir $ts_atomic: $!";
-mkdir $ts_plain or die "mkdir $ts_plain: $!";
+create_tablespaces(
+	$node,
+	ts_atomic => $ts_atomic,
+	ts_plain => $node->basedir . '/ts_plain');
 $node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_atomic';
-	CREATE TABLESPACE ts_plain LOCATION '$ts_plain';
+	'postgres', q{
 	CREATE DATABASE db_atomic TABLESPACE ts_atomic;
 	CREATE DATABASE db_plain TABLESPACE ts_plain});
 for my $db ('db_atomic', 'db_plain')
 {
 	$node->safe_psql($db, 'CREATE EXTENSION amcheck');
 }
-is( $node->safe_psql(
-		'postgres',
-		q{SELECT string_agg(tablespace || ':' || untorn_blocks, ',' ORDER BY 1)
-		  FROM wtsmgr_tablespaces WHERE tablespace LIKE 'ts_%'}),
+is(untorn_tablespaces($node),
 	'ts_atomic:true,ts_plain:false',
 	'one untorn tablespace and one that md.c writes');
 
@@ -75,6 +63,16 @@ sub server_pids
 	return @pids;
 }
 
+# Whether process $pid is traced (its TracerPid in /proc is set), or gone.
+sub traced
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/status") or return 1;
+	my ($tracer) = join('', <$fh>) =~ /^TracerPid:\s+(\d+)/m;
+	close($fh);
+	return !defined $tracer || $tracer != 0;
+}
+
 # A fingerprint of pgbench's data, without history's timestamps.
 my $fingerprint = q{
 	SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
@@ -86,24 +84,21 @@ my $fingerprint = q{
 
 for my $mode ('fsync', 'dsync')
 {
-	$node->safe_psql('postgres',
-		"ALTER SYSTEM SET wtsmgr.durability = '$mode'");
-	$node->reload;
-	$node->poll_query_until('postgres',
-		"SELECT current_setting('wtsmgr.durability') = '$mode'")
-	  or die "durability not reloaded";
+	alter_system($node, 'wtsmgr.durability', $mode);
 	$node->safe_psql('postgres', 'SELECT wtsmgr_stat_reset()');
 
 	# Trace every write system call of every server process, new ones too.
 	my $trace = $node->basedir . "/strace_$mode.out";
-	my @p = map { ('-p', $_) } server_pids();
+	my @pids = server_pids();
+	my @p = map { ('-p', $_) } @pids;
 	my $tracer = IPC::Run::start(
 		[
 			$strace, '-f', '-qq', '-y', '-o', $trace,
 			'-e', 'trace=write,pwrite64,pwritev,pwritev2', @p
 		],
 		'>', \my $tout, '2>', \my $terr);
-	sleep 1;    # let strace attach
+	wait_until(sub { !grep { !traced($_) } @pids },
+		'strace has attached to every server process');
 
 	# The same deterministic workload in both tablespaces.
 	for my $db ('db_atomic', 'db_plain')

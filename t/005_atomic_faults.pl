@@ -21,33 +21,24 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 my ($module, $module_from_libdir) = test_module();
 
-my $node = PostgreSQL::Test::Cluster->new('faults');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
+my $node = new_wtsmgr_node(
+	'faults',
+	manual_checkpoints => 1,
+	conf => q{
 # only the checkpoint below may write the table's pages
 autovacuum = off
 bgwriter_lru_maxpages = 0
-});
-$node->start;
+},
+	extensions => [ 'injection_points', 'amcheck' ]);
 
-my $ts_dir = "$atomic_dir/ts_faults_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
+create_tablespaces($node, ts_faults => "$atomic_dir/ts_faults_$$");
 $node->safe_psql(
 	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION injection_points;
-	CREATE EXTENSION amcheck;
 	CREATE FUNCTION fail_next_write(text, text) RETURNS void
 		AS '$module', 'wtsmgr_test_fail_next_write' LANGUAGE C STRICT;
-	CREATE TABLESPACE ts_faults LOCATION '$ts_dir';
 	CREATE TABLE t (id int PRIMARY KEY, val int) TABLESPACE ts_faults;
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g;
 	CHECKPOINT});
@@ -81,18 +72,19 @@ for my $case (
 	isnt($ret, 0, "$errname: the checkpoint fails");
 	like($stderr, qr/checkpoint request failed/,
 		"$errname: and says so to the client");
-	my $log = slurp_file($node->logfile, $log_offset);
-	like(
-		$log,
-		qr/ERROR:  could not write \d+ bytes atomically to file "\Q$file\E" at offset \d+: $message/,
+	ok( $node->log_contains(
+			qr/ERROR:  could not write \d+ bytes atomically to file "\Q$file\E" at offset \d+: $message/,
+			$log_offset),
 		"$errname: the error names the file, length, offset and cause");
-	like($log,
-		qr/DETAIL:  .*The blocks stay dirty in shared buffers and nothing is lost.*\n.*HINT:  \S/,
+	ok( $node->log_contains(
+			qr/DETAIL:  .*The blocks stay dirty in shared buffers and nothing is lost.*\n.*HINT:  \S/,
+			$log_offset),
 		"$errname: with a hint");
 	if ($counter eq 'refusals')
 	{
-		like($log,
-			qr/DETAIL:  The kernel refused an RWF_ATOMIC write .* never falls back to a write that could tear/,
+		ok( $node->log_contains(
+				qr/DETAIL:  The kernel refused an RWF_ATOMIC write .* never falls back to a write that could tear/,
+				$log_offset),
 			"$errname: a refusal, and no fallback");
 	}
 	my ($refusals1, $errors1) = split /\|/, $counts->();

@@ -27,38 +27,21 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('primary');
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-wal_keep_size = 1GB
-});
-$node->start;
+my $node = new_wtsmgr_node('primary', primary => 1, manual_checkpoints => 1,
+	extensions => ['pg_walinspect']);
 
 my $ts_atomic = "$atomic_dir/ts_skip_$$";
 my $ts_plain = $node->basedir . '/ts_plain';
-mkdir $ts_atomic or die "mkdir $ts_atomic: $!";
-mkdir $ts_plain or die "mkdir $ts_plain: $!";
+my %oid = create_tablespaces(
+	$node,
+	ts_atomic => $ts_atomic,
+	ts_plain => $ts_plain);
 $node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_atomic';
-	CREATE TABLESPACE ts_plain LOCATION '$ts_plain';
+	'postgres', q{
 	CREATE DATABASE db_atomic TABLESPACE ts_atomic;
 	CREATE DATABASE db_plain TABLESPACE ts_plain});
-my %oid;
-for my $ts ('ts_atomic', 'ts_plain')
-{
-	$oid{$ts} = $node->safe_psql('postgres',
-		"SELECT oid FROM pg_tablespace WHERE spcname = '$ts'");
-}
 for my $db ('db_atomic', 'db_plain')
 {
 	$node->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', $db ],
@@ -101,6 +84,8 @@ sub load
 	my @runs = start_pgbench($seconds);
 	for (my $t = 0; $t < $seconds; $t += 2)
 	{
+		# A duration, not a wait: the cadence of checkpoints under a load
+		# that runs for a set time, so that the load spans that many cycles.
 		sleep 2;
 		$node->safe_psql('postgres', 'CHECKPOINT');
 	}
@@ -196,13 +181,24 @@ cmp_ok(images($lsn4, $lsn5, $oid{ts_atomic}),
 	'>', 0, 'images for the untorn tablespace while a backup runs');
 cmp_ok(images($lsn4, $lsn5, $oid{ts_plain}), '>', 0, 'and for the other');
 
-# 3. Crash recovery under load, three times.
+# 3. Crash recovery under load, three times: the crash comes once pgbench
+# has changed blocks in both tablespaces before a checkpoint and again after
+# it.
+sub wait_for_load
+{
+	my ($from_lsn) = @_;
+	wait_for_changed_blocks($node, $oid{$_}, $from_lsn, 300)
+	  for ('ts_atomic', 'ts_plain');
+	return;
+}
 for my $round (1 .. 3)
 {
+	my $start = $node->lsn('insert');
 	my @runs = start_pgbench(30);
-	sleep 2;
+	wait_for_load($start);
+	my $checkpoint = $node->lsn('insert');
 	$node->safe_psql('postgres', 'CHECKPOINT');
-	sleep 2;
+	wait_for_load($checkpoint);
 	$node->stop('immediate');
 	$_->finish for @runs;
 	$node->start;
@@ -228,8 +224,7 @@ for my $db ('db_atomic', 'db_plain')
 # shows that the same tear is not healed where the image was left out.)
 $node->safe_psql('db_plain', 'CREATE EXTENSION pg_buffercache');
 $node->safe_psql('db_plain', 'CHECKPOINT');
-my $file = $node->data_dir . '/'
-  . $node->safe_psql('db_plain', q{SELECT pg_relation_filepath('pgbench_branches')});
+my $file = relation_file($node, 'pgbench_branches', 'db_plain');
 open(my $fh, '+<', $file) or die "open $file: $!";
 binmode $fh;
 my ($old, $new);
@@ -238,11 +233,7 @@ sysread($fh, $old, 8192) == 8192 or die "read $file";
 is( $node->safe_psql(
 		'db_plain', q{
 	UPDATE pgbench_branches SET bbalance = bbalance + 1000, filler = repeat('t', 88);
-	SELECT e.buffer_evicted AND e.buffer_flushed
-	FROM pg_buffercache b, pg_buffercache_evict(b.bufferid) e
-	WHERE b.reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
-	  AND b.relfilenode = pg_relation_filenode('pgbench_branches')
-	  AND b.relforknumber = 0 AND b.relblocknumber = 0}),
+	} . evict_block_sql('pgbench_branches')),
 	't', 'the changed page was written out (pg_buffercache_evict flushed it)');
 $node->stop('immediate');
 sysseek($fh, 0, 0);
@@ -294,9 +285,9 @@ for my $kind ('good', 'torn')
 	$node->wait_for_replay_catchup($standby{$kind});
 }
 my $good = $standby{good};
-unlike(slurp_file($good->logfile), qr/inconsistent page found/,
+ok(!$good->log_contains(qr/inconsistent page found/),
 	'the standby replays with wal_consistency_checking = all: no inconsistency');
-unlike(slurp_file($good->logfile), qr/lacks full-page images/,
+ok(!$good->log_contains(qr/lacks full-page images/),
 	'a standby on atomic storage does not warn');
 for my $db ('db_atomic', 'db_plain')
 {
@@ -304,13 +295,13 @@ for my $db ('db_atomic', 'db_plain')
 		"the standby's $db is clean");
 }
 my $torn = $standby{torn};
-like(
-	slurp_file($torn->logfile),
-	qr/WARNING:  WAL being replayed lacks full-page images for tablespace $oid{ts_atomic} .*, but its blocks may tear on this server/,
+ok( $torn->log_contains(
+		qr/WARNING:  WAL being replayed lacks full-page images for tablespace $oid{ts_atomic} .*, but its blocks may tear on this server/
+	),
 	'a standby whose copy of the untorn tablespace may tear warns');
-like(
-	slurp_file($torn->logfile),
-	qr/DETAIL:  .*A crash of this server while it writes such blocks could corrupt them.*\n.*HINT:  \S/,
+ok( $torn->log_contains(
+		qr/DETAIL:  .*A crash of this server while it writes such blocks could corrupt them.*\n.*HINT:  \S/
+	),
 	'with a hint');
 is(scalar(() = slurp_file($torn->logfile) =~ /lacks full-page images for tablespace $oid{ts_atomic}/g),
 	1, 'once');
@@ -335,9 +326,8 @@ $node->append_conf('postgresql.conf', "shared_preload_libraries = ''");
 my $log_offset = -s $node->logfile;
 ok(!$node->start(fail_ok => 1),
 	'after a crash, the server does not recover without wtsmgr');
-like(
-	slurp_file($node->logfile, $log_offset),
-	qr/resource manager with ID 212 not registered/,
+ok( $node->log_contains(
+		qr/resource manager with ID 212 not registered/, $log_offset),
 	'because the WAL needs wtsmgr\'s resource manager');
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'wtsmgr'");
 $node->start;

@@ -32,42 +32,31 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $p = PostgreSQL::Test::Cluster->new('p');
-$p->init(allows_streaming => 1);
-$p->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-max_prepared_transactions = 5
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-wal_keep_size = 1GB
-});
-$p->start;
+my $p = new_wtsmgr_node(
+	'p',
+	primary => 1,
+	manual_checkpoints => 1,
+	conf => "max_prepared_transactions = 5\n",
+	extensions => [ 'pg_walinspect', 'amcheck' ]);
 is($p->safe_psql('postgres', 'SHOW data_checksums'),
 	'on', 'data checksums are on, as pg_rewind needs');
 
 my $ts_p = "$atomic_dir/ts_rewind_p_$$";
 my $ts_s = "$atomic_dir/ts_rewind_s_$$";
-mkdir $ts_p or die "mkdir $ts_p: $!";
+my %oid = create_tablespaces($p, ts_atomic => $ts_p);
+my $spcoid = $oid{ts_atomic};
 $p->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_p';
+	'postgres', q{
 	CREATE TABLE t (id int) TABLESPACE ts_atomic;
 	CREATE DATABASE db TABLESPACE ts_atomic;
-	CREATE EXTENSION amcheck;
 	CREATE ROLE rewind_user LOGIN;
 	GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO rewind_user;
 	GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO rewind_user;
 	GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO rewind_user;
 	GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO rewind_user;
 });
-my $spcoid = $p->safe_psql('postgres',
-	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_atomic'");
 $p->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
 	'pgbench tables in the untorn tablespace');
 $p->safe_psql('db', 'CREATE EXTENSION amcheck');
@@ -133,7 +122,8 @@ my $bench = IPC::Run::start(
 		'--host=' . $s->host, '--port=' . $s->port, 'db'
 	],
 	'>', \my $bench_out, '2>', \my $bench_err);
-sleep 2;
+# pg_rewind starts once pgbench is changing blocks on the source
+wait_for_changed_blocks($s, $spcoid, $lsn_before, 100);
 $p->command_ok(
 	[
 		'pg_rewind', '--target-pgdata' => $p->data_dir,

@@ -26,30 +26,15 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-wal_keep_size = 1GB
-});
-$primary->start;
+my $primary = new_wtsmgr_node('primary', primary => 1, manual_checkpoints => 1,
+	extensions => ['pg_walinspect']);
 
 my $ts_dir = "$atomic_dir/ts_sbackup_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
-$primary->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_dir';
-	CREATE DATABASE db TABLESPACE ts_atomic});
-my $spcoid = $primary->safe_psql('postgres',
-	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_atomic'");
+my %oid = create_tablespaces($primary, ts_atomic => $ts_dir);
+my $spcoid = $oid{ts_atomic};
+$primary->safe_psql('postgres', 'CREATE DATABASE db TABLESPACE ts_atomic');
 $primary->command_ok(
 	[ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
 	'pgbench tables in the untorn tablespace');
@@ -69,6 +54,18 @@ my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'bk', has_streaming => 1,
 	tablespace_map => { $spcoid => $standby_ts });
 $standby->start;
+
+# pg_basebackup against the standby, into $dir.
+sub standby_basebackup
+{
+	my ($dir) = @_;
+	return [
+		'pg_basebackup', '--pgdata' => $dir,
+		'--host' => $standby->host, '--port' => $standby->port,
+		'--tablespace-mapping' => "$standby_ts=$dir-ts",
+		'--checkpoint' => 'fast'
+	];
+}
 
 # The primary leaves images out: a checkpoint, then changes.
 sub primary_changes
@@ -93,14 +90,8 @@ like($stderr,
 	qr/HINT:  .*Take the backup on the primary, or make the primary log full-page images/,
 	'and a hint that names the alternatives');
 
-my $bk_dir = $standby->backup_dir . '/refused';
 $standby->command_fails_like(
-	[
-		'pg_basebackup', '--pgdata' => $bk_dir,
-		'--host' => $standby->host, '--port' => $standby->port,
-		'--tablespace-mapping' => "$standby_ts=$bk_dir-ts",
-		'--checkpoint' => 'fast'
-	],
+	standby_basebackup($standby->backup_dir . '/refused'),
 	qr/WAL lacking full-page images of blocks written untorn was replayed/,
 	'pg_basebackup against the standby is refused too');
 
@@ -148,14 +139,8 @@ $primary->safe_psql('postgres',
 $primary->reload;
 $wait_decision->('kept: wtsmgr.skip_full_page_images is off');
 primary_changes();
-my $ok_dir = $standby->backup_dir . '/taken';
 $standby->command_ok(
-	[
-		'pg_basebackup', '--pgdata' => $ok_dir,
-		'--host' => $standby->host, '--port' => $standby->port,
-		'--tablespace-mapping' => "$standby_ts=$ok_dir-ts",
-		'--checkpoint' => 'fast'
-	],
+	standby_basebackup($standby->backup_dir . '/taken'),
 	'with skipping off on the primary, pg_basebackup against the standby works');
 
 done_testing();

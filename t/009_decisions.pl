@@ -27,29 +27,17 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('decisions');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-});
-$node->start;
+my $node = new_wtsmgr_node(
+	'decisions',
+	manual_checkpoints => 1,
+	extensions => ['pg_walinspect']);
 
 my $ts_dir = "$atomic_dir/ts_decisions_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
-$node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_dir';
-	CREATE DATABASE db TABLESPACE ts_atomic});
-my $spcoid = $node->safe_psql('postgres',
-	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_atomic'");
+my %oid = create_tablespaces($node, ts_atomic => $ts_dir);
+my $spcoid = $oid{ts_atomic};
+$node->safe_psql('postgres', 'CREATE DATABASE db TABLESPACE ts_atomic');
 $node->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
 	'pgbench tables in the untorn tablespace');
 $node->safe_psql(
@@ -123,6 +111,7 @@ sub running_statement_keeps_images
 	$node->safe_psql('db', 'UPDATE ctl SET done = false');
 	$wait_decision->('skipped');
 	my $bg = $node->background_psql('db');
+	my $pid = $bg->query_safe('SELECT pg_backend_pid()');
 	$bg->query_until(
 		qr/started/, q{
 	\echo started
@@ -141,12 +130,18 @@ sub running_statement_keeps_images
 	END
 	$$;
 });
-	sleep 1;
+	$node->poll_query_until('postgres',
+		"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $pid")
+	  or die 'the statement did not start';
 	$node->safe_psql('postgres', "ALTER SYSTEM SET $setting = '$value'");
 	$node->reload;
 	$wait_decision->($kept_as);
 	my $start = $node->lsn('insert');
 	$node->safe_psql('postgres', 'CHECKPOINT');
+	# A duration, not a wait: the running statement goes on changing blocks
+	# for a while after the checkpoint, across several of the announcer's
+	# rounds (it looks at the tablespaces every 200 ms), which nothing
+	# outside it shows.
 	sleep 2;
 	$node->safe_psql('db', 'UPDATE ctl SET done = true');
 	$bg->quit;

@@ -30,24 +30,20 @@ if (!check_pg_config('#define RELSEG_SIZE [0-9]{1,2}$'))
 	plan skip_all =>
 	  'needs a server with small segments (scripts/build-server.sh --flavor debug-smallseg)';
 }
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
 # The node's whole base directory, data directory included, on XFS.
 $PostgreSQL::Test::Utils::tmp_check = "$atomic_dir/smallseg_$$";
 mkdir $PostgreSQL::Test::Utils::tmp_check
   or die "mkdir $PostgreSQL::Test::Utils::tmp_check: $!";
 
-my $node = PostgreSQL::Test::Cluster->new('smallseg');
-$node->init(allows_streaming => 1);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
+my $node = new_wtsmgr_node(
+	'smallseg',
+	allows_streaming => 1,
+	conf => q{
 checkpoint_timeout = 1h
 max_wal_size = 1GB
 });
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION wtsmgr');
 
 is($node->safe_psql('postgres', 'SHOW segment_size'),
 	'64kB', 'the server has 64 kB segment files');
@@ -58,12 +54,12 @@ is( $node->safe_psql(
 	't',
 	'the data directory is untorn: wtsmgr writes its relations atomically');
 
-# Sizes of a relation's segment files, in blocks.
+# Sizes of a relation's segment files, in blocks, in the data directory
+# of $datadir_node ($node by default).
 sub segment_blocks
 {
-	my ($db, $rel) = @_;
-	my $path = $node->data_dir . '/'
-	  . $node->safe_psql($db, "SELECT pg_relation_filepath('$rel')");
+	my ($db, $rel, $datadir_node) = @_;
+	my $path = relation_file($node, $rel, $db, $datadir_node);
 	my @blocks;
 	for (my $segno = 0;; $segno++)
 	{
@@ -204,17 +200,7 @@ is( $standby->safe_psql(
 		  FROM wtsmgr_stat_io WHERE tablespace = 'pg_default'}),
 	't|t|0',
 	'the standby extended relations without atomic writes of zeros');
-my @standby_s = ();
-{
-	my $path = $standby->data_dir . '/'
-	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('s_i')");
-	for (my $segno = 0;; $segno++)
-	{
-		my $file = $segno == 0 ? $path : "$path.$segno";
-		last unless -e $file;
-		push @standby_s, (-s $file) / 8192;
-	}
-}
+my @standby_s = segment_blocks('postgres', 's_i', $standby);
 ok(segments_full(@standby_s),
 	'on the standby, the hash index\'s segments before the last are full ('
 	  . describe(@standby_s) . ')');

@@ -27,38 +27,26 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
-my $full_dir =
-  required_dir('WTSMGR_FULL_DIR', 'a small XFS filesystem to fill');
-my ($filefrag) = grep { -x $_ }
-  map { "$_/filefrag" } (split(/:/, $ENV{PATH}), '/usr/sbin', '/sbin');
-BAIL_OUT('filefrag (e2fsprogs) is needed to see shared extents')
-  unless $filefrag;
+my $atomic_dir = atomic_dir();
+my $full_dir = full_dir();
+my $filefrag = required_program('filefrag',
+	'to see shared extents (e2fsprogs)', '/usr/sbin', '/sbin');
 
-my $node = PostgreSQL::Test::Cluster->new('cow');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
+my $node = new_wtsmgr_node(
+	'cow', conf => q{
 file_copy_method = clone
 autovacuum = off
 checkpoint_timeout = 1h
 max_wal_size = 1GB
 log_error_verbosity = verbose
 });
-$node->start;
 
-my $ts_clone = "$atomic_dir/ts_clone_$$";
 my $ts_full = "$full_dir/ts_full_$$";
-mkdir $ts_clone or die "mkdir $ts_clone: $!";
-mkdir $ts_full or die "mkdir $ts_full: $!";
-$node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE TABLESPACE ts_clone LOCATION '$ts_clone';
-	CREATE TABLESPACE ts_full LOCATION '$ts_full';
-	CREATE DATABASE src TABLESPACE ts_clone});
+my %oid = create_tablespaces(
+	$node,
+	ts_clone => "$atomic_dir/ts_clone_$$",
+	ts_full => $ts_full);
+$node->safe_psql('postgres', 'CREATE DATABASE src TABLESPACE ts_clone');
 
 # Who makes 8 kB writes atomic: the device if it does them in hardware.
 is( $node->safe_psql(
@@ -86,10 +74,8 @@ $node->safe_psql(
 $node->safe_psql('postgres',
 	'CREATE DATABASE cl TEMPLATE src STRATEGY FILE_COPY');
 
-my $file =
-  $node->data_dir . '/' . $node->safe_psql('cl', "SELECT pg_relation_filepath('t')");
-my $src_file =
-  $node->data_dir . '/' . $node->safe_psql('src', "SELECT pg_relation_filepath('t')");
+my $file = relation_file($node, 't', 'cl');
+my $src_file = relation_file($node, 't', 'src');
 sub extents
 {
 	my ($path) = @_;
@@ -169,8 +155,7 @@ $node->safe_psql('postgres',
 $log_offset = -s $node->logfile;
 my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CHECKPOINT');
 isnt($ret, 0, 'CHECKPOINT fails on the full filesystem');
-my $ts_oid = $node->safe_psql('postgres',
-	q{SELECT oid FROM pg_tablespace WHERE spcname = 'ts_full'});
+my $ts_oid = $oid{ts_full};
 ok( $node->log_contains(
 		qr/WARNING:  53100: tablespace $ts_oid \("pg_tblspc\/$ts_oid\/[^"]+"\) has no space left for atomic writes: checkpoints cannot complete until space is freed/,
 		$log_offset),
@@ -205,10 +190,7 @@ $node->safe_psql(
 	CHECKPOINT});
 $node->safe_psql('postgres',
 	'CREATE DATABASE cl2 TEMPLATE src2 STRATEGY FILE_COPY');
-like(
-	extents(
-		$node->data_dir . '/'
-		  . $node->safe_psql('cl2', "SELECT pg_relation_filepath('t2')")),
+like(extents(relation_file($node, 't2', 'cl2')),
 	qr/\bshared\b/,
 	'a clone on the small filesystem shares its blocks');
 fill();

@@ -20,26 +20,20 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('reprobe');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
+my $node = new_wtsmgr_node(
+	'reprobe',
+	conf => q{
 autovacuum = off
 checkpoint_timeout = 1h
-});
-$node->start;
+},
+	extensions => ['amcheck']);
 
 my $ts_dir = "$atomic_dir/ts_reprobe_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
+create_tablespaces($node, ts_p => $ts_dir);
 $node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION amcheck;
-	CREATE TABLESPACE ts_p LOCATION '$ts_dir';
+	'postgres', q{
 	CREATE TABLE a (i int PRIMARY KEY, pad text) TABLESPACE ts_p;
 	INSERT INTO a SELECT g, repeat('a', 100) FROM generate_series(1, 10000) g;
 	CHECKPOINT});

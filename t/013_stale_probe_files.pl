@@ -17,23 +17,12 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('stale');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'wtsmgr'");
-$node->start;
+my $node = new_wtsmgr_node('stale');
 
-my %dir;
-for my $ts ('ts_s1', 'ts_s2')
-{
-	$dir{$ts} = "$atomic_dir/${ts}_$$";
-	mkdir $dir{$ts} or die "mkdir $dir{$ts}: $!";
-	$node->safe_psql('postgres',
-		"CREATE TABLESPACE $ts LOCATION '$dir{$ts}'");
-}
-$node->safe_psql('postgres', 'CREATE EXTENSION wtsmgr');
+my %dir = (ts_s1 => "$atomic_dir/ts_s1_$$", ts_s2 => "$atomic_dir/ts_s2_$$");
+create_tablespaces($node, ts_s1 => $dir{ts_s1}, ts_s2 => $dir{ts_s2});
 my ($vdir1) = glob("$dir{ts_s1}/PG_18_*");
 my ($vdir2) = glob("$dir{ts_s2}/PG_18_*");
 

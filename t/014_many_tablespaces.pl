@@ -12,12 +12,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('many');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'wtsmgr'");
-$node->append_conf('postgresql.conf', 'wtsmgr.max_tablespaces = 8');
-$node->start;
-$node->safe_psql('postgres', 'CREATE EXTENSION wtsmgr');
+use FindBin;
+use lib $FindBin::RealBin;
+use WtsmgrTest;
+
+my $node = new_wtsmgr_node('many', conf => "wtsmgr.max_tablespaces = 8\n");
 
 # 6 user tablespaces fill the 8 entries; three more are untracked.
 my $n = 9;

@@ -24,36 +24,21 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('lifecycle');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-});
-$node->start;
+my $node = new_wtsmgr_node(
+	'lifecycle',
+	conf => "checkpoint_timeout = 1h\n",
+	extensions => [ 'pg_walinspect', 'injection_points' ]);
 
-if (!$node->check_extension('injection_points'))
-{
-	plan skip_all => 'injection_points is not installed'
-	  unless ($ENV{CI} // '') eq 'true';
-	BAIL_OUT('injection_points must be installed when CI=true');
-}
-
-my $ts_a = "$atomic_dir/ts_life_a_$$";
-my $ts_b = "$atomic_dir/ts_life_b_$$";
+my %oid = create_tablespaces(
+	$node,
+	ts_a => "$atomic_dir/ts_life_a_$$",
+	ts_b => "$atomic_dir/ts_life_b_$$");
 my $ts_c = "$atomic_dir/ts_life_c_$$";
-mkdir $_ or die "mkdir $_: $!" for ($ts_a, $ts_b, $ts_c);
+mkdir $ts_c or die "mkdir $ts_c: $!";
 $node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE EXTENSION injection_points;
-	CREATE TABLESPACE ts_a LOCATION '$ts_a';
-	CREATE TABLESPACE ts_b LOCATION '$ts_b';
+	'postgres', q{
 	CREATE TABLE t_a (x int) TABLESPACE ts_a;
 	CREATE TABLE t_b (x int) TABLESPACE ts_b;
 	INSERT INTO t_a SELECT generate_series(1, 1000)});
@@ -100,8 +85,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM t_a'),
 	'1000', 'ts_a reads back');
 
 # 2. A dropped tablespace is no longer announced.
-my $oid_a = $node->safe_psql('postgres',
-	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_a'");
+my $oid_a = $oid{ts_a};
 $node->safe_psql('postgres', 'DROP TABLE t_a');
 $node->safe_psql('postgres', 'DROP TABLESPACE ts_a');
 my $lsn1 = $node->lsn('insert');

@@ -23,33 +23,21 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('stats');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-autovacuum = off
-});
-$node->start;
-
-my $ts_dir = "$atomic_dir/ts_stats_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
+my $node = new_wtsmgr_node(
+	'stats',
+	manual_checkpoints => 1,
+	conf => "autovacuum = off\n",
+	extensions => ['pg_walinspect']);
+my %oid = create_tablespaces($node, ts_stats => "$atomic_dir/ts_stats_$$");
+my $spcoid = $oid{ts_stats};
 $node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE TABLESPACE ts_stats LOCATION '$ts_dir';
+	'postgres', q{
 	CREATE TABLE t (id int, pad text) TABLESPACE ts_stats;
 	INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
 	DELETE FROM t WHERE id % 10 = 0;
 	SELECT count(*) FROM t;});
-my $spcoid = $node->safe_psql('postgres',
-	"SELECT oid FROM pg_tablespace WHERE spcname = 'ts_stats'");
 wait_for_decision($node, 'ts_stats', 'skipped');
 
 my $skipped = sub {

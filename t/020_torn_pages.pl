@@ -31,33 +31,19 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('torn');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-autovacuum = off
-});
-$node->start;
+my $node = new_wtsmgr_node(
+	'torn',
+	manual_checkpoints => 1,
+	conf => "autovacuum = off\n",
+	extensions => [ 'pg_walinspect', 'pg_buffercache', 'amcheck' ]);
 is($node->safe_psql('postgres', 'SHOW data_checksums'), 'on', 'data checksums are on');
 
-my $ts_atomic = "$atomic_dir/ts_torn_$$";
-my $ts_plain = $node->basedir . '/ts_plain';
-mkdir $ts_atomic or die "mkdir $ts_atomic: $!";
-mkdir $ts_plain or die "mkdir $ts_plain: $!";
-$node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_walinspect;
-	CREATE EXTENSION pg_buffercache;
-	CREATE EXTENSION amcheck;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_atomic';
-	CREATE TABLESPACE ts_plain LOCATION '$ts_plain'});
+create_tablespaces(
+	$node,
+	ts_atomic => "$atomic_dir/ts_torn_$$",
+	ts_plain => $node->basedir . '/ts_plain');
 # One page each: 20 rows, stored at the end of the page (its second half).
 for my $ts ('ts_atomic', 'ts_plain')
 {
@@ -66,10 +52,7 @@ for my $ts ('ts_atomic', 'ts_plain')
 	CREATE TABLE t_$ts (id int PRIMARY KEY, v int, filler text) TABLESPACE $ts;
 	INSERT INTO t_$ts SELECT g, 0, repeat('x', 100) FROM generate_series(1, 20) g});
 }
-is( $node->safe_psql(
-		'postgres',
-		q{SELECT string_agg(tablespace || ':' || untorn_blocks, ',' ORDER BY 1)
-		  FROM wtsmgr_tablespaces WHERE tablespace LIKE 'ts_%'}),
+is(untorn_tablespaces($node),
 	'ts_atomic:true,ts_plain:false',
 	'one untorn tablespace and one that md.c writes');
 
@@ -85,23 +68,14 @@ sub tear
 
 	$node->safe_psql('postgres', 'CHECKPOINT');
 	# images are left out only once the WAL announces it after a checkpoint
-	$node->poll_query_until(
-		'postgres', qq{
-		SELECT full_page_images FROM wtsmgr_tablespaces WHERE tablespace = '$ts'},
-		$decision)
-	  or die "$ts never showed \"$decision\"";
-	my $file = $node->data_dir . '/'
-	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$table')");
+	wait_for_decision($node, $ts, $decision);
+	my $file = relation_file($node, $table);
 	my $old = slurp_block($file);
 	my $lsn0 = $node->lsn('insert');
 	is( $node->safe_psql(
 			'postgres', qq{
 		UPDATE $table SET v = $round, filler = repeat('$round', 100);
-		SELECT e.buffer_evicted AND e.buffer_flushed
-		FROM pg_buffercache b, pg_buffercache_evict(b.bufferid) e
-		WHERE b.reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
-		  AND b.relfilenode = pg_relation_filenode('$table')
-		  AND b.relforknumber = 0 AND b.relblocknumber = 0}),
+		} . evict_block_sql($table)),
 		't', "$what: the changed page was written out (pg_buffercache_evict flushed it)");
 	my $images = $node->safe_psql(
 		'postgres', qq{
@@ -149,10 +123,12 @@ sub check_not_healed
 	my ($what, $file, $new, $torn) = @_;
 	my $offset = -s $node->logfile;
 	ok(!$node->start(fail_ok => 1), "$what: recovery does not get past the torn page");
-	my $log = slurp_file($node->logfile, $offset);
-	like($log, qr/page verification failed, calculated checksum \d+ but expected \d+/,
+	ok( $node->log_contains(
+			qr/page verification failed, calculated checksum \d+ but expected \d+/,
+			$offset),
 		"$what: the checksum failure shows it");
-	like($log, qr/invalid page in block 0 of relation/, "$what: in block 0");
+	ok($node->log_contains(qr/invalid page in block 0 of relation/, $offset),
+		"$what: in block 0");
 	ok(slurp_block($file) eq $torn, "$what: the page on disk is still torn");
 	write_half($file, substr($new, 4096));
 	$node->start;

@@ -47,33 +47,28 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 my ($module, $lib) = test_module();
 my $no_faults = ($ENV{WTSMGR_T025_NO_FAULTS} // '') eq '1';
+# the test module's fault functions attach injection points
+prerequisite_missing('the server is built without injection points')
+  unless check_pg_config('#define USE_INJECTION_POINTS 1');
 
-my $node = PostgreSQL::Test::Cluster->new('batch_faults');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
-checkpoint_timeout = 1h
-max_wal_size = 4GB
+my $node = new_wtsmgr_node(
+	'batch_faults',
+	manual_checkpoints => 1,
+	conf => q{
 # only checkpoints may write the table's pages
 autovacuum = off
 bgwriter_lru_maxpages = 0
 io_combine_limit = 16
 log_error_verbosity = verbose
-});
-$node->start;
+},
+	extensions => [ 'pg_buffercache', 'amcheck' ]);
 
-my $ts_dir = "$atomic_dir/ts_batch_$$";
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
+create_tablespaces($node, ts_batch => "$atomic_dir/ts_batch_$$");
 $node->safe_psql(
 	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION pg_buffercache;
-	CREATE EXTENSION amcheck;
 	CREATE FUNCTION fault_unit(int, text, bool, text) RETURNS void
 		AS '$module', 'wtsmgr_test_fault_unit' LANGUAGE C STRICT;
 	CREATE FUNCTION clear_unit_fault() RETURNS bool
@@ -84,7 +79,6 @@ $node->safe_psql(
 		SELECT write_bytes FROM pg_stat_io
 		WHERE backend_type = 'checkpointer' AND object = 'relation'
 		  AND context = 'normal';
-	CREATE TABLESPACE ts_batch LOCATION '$ts_dir';
 	-- few rows a page, room for HOT updates: an update dirties its page only
 	CREATE TABLE t (id int, val int) WITH (fillfactor = 10) TABLESPACE ts_batch;
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) g;
@@ -105,8 +99,7 @@ my $rows = $node->safe_psql('postgres',
 sub file_of
 {
 	my ($rel) = @_;
-	return $node->data_dir . '/'
-	  . $node->safe_psql('postgres', "SELECT pg_relation_filepath('$rel')");
+	return relation_file($node, $rel);
 }
 
 sub read_blocks
@@ -400,8 +393,8 @@ SKIP:
 	$node->safe_psql('postgres', "SELECT fault_unit(-1, 'EIO', false, '$lib')");
 	my $log_offset = -s $node->logfile;
 	$node->safe_psql('postgres', 'CHECKPOINT');
-	my $log = slurp_file($node->logfile, $log_offset);
-	unlike($log, qr/wtsmgr_test: unit/, 'tmpfs: md.c writes it, no atomic unit');
+	ok(!$node->log_contains(qr/wtsmgr_test: unit/, $log_offset),
+		'tmpfs: md.c writes it, no atomic unit');
 	is($node->safe_psql('postgres',
 			q{SELECT atomic_writes FROM wtsmgr_stat_io WHERE tablespace = 'ts_tmpfs'}),
 		'0', 'tmpfs: no atomic writes');
@@ -424,10 +417,11 @@ SKIP:
 	chmod 0444, $ufile or die "chmod $ufile: $!" unless $no_faults;
 	$log_offset = -s $node->logfile;
 	my ($ret) = $node->psql('postgres', 'CHECKPOINT');
-	$log = slurp_file($node->logfile, $log_offset);
 	chmod 0600, $ufile or die "chmod $ufile: $!";
 	isnt($ret, 0, 'tmpfs, read-only segment file: the checkpoint fails');
-	like($log, qr/ERROR:  42501: could not open file ".*": Permission denied/,
+	ok( $node->log_contains(
+			qr/ERROR:  42501: could not open file ".*": Permission denied/,
+			$log_offset),
 		'tmpfs, read-only segment file: md.c\'s error has SQLSTATE 42501');
 	is(dirty_blocks('u'), '16/' . join(',', 1 .. 16),
 		'tmpfs, read-only segment file: the blocks stay dirty');

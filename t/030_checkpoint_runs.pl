@@ -25,32 +25,22 @@ use FindBin;
 use lib $FindBin::RealBin;
 use WtsmgrTest;
 
-my $atomic_dir =
-  required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+my $atomic_dir = atomic_dir();
 
-my $node = PostgreSQL::Test::Cluster->new('runs');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'wtsmgr'
+my $node = new_wtsmgr_node(
+	'runs',
+	manual_checkpoints => 1,
+	conf => q{
 shared_buffers = 64MB
-checkpoint_timeout = 1h
-max_wal_size = 4GB
 bgwriter_lru_maxpages = 0
 track_io_timing = on
-});
-$node->start;
+},
+	extensions => ['amcheck']);
 
-my $ts_dir = "$atomic_dir/ts_runs_$$";
-my $plain_dir = $node->basedir . '/ts_plain';
-mkdir $ts_dir or die "mkdir $ts_dir: $!";
-mkdir $plain_dir or die "mkdir $plain_dir: $!";
-$node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION wtsmgr;
-	CREATE EXTENSION amcheck;
-	CREATE TABLESPACE ts_atomic LOCATION '$ts_dir';
-	CREATE TABLESPACE ts_plain LOCATION '$plain_dir'});
+create_tablespaces(
+	$node,
+	ts_atomic => "$atomic_dir/ts_runs_$$",
+	ts_plain => $node->basedir . '/ts_plain');
 for my $ts ('ts_atomic', 'ts_plain')
 {
 	$node->safe_psql(

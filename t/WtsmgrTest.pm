@@ -1,6 +1,8 @@
 # Copyright (c) 2026, wtsmgr developers
 #
-# Helpers shared by wtsmgr's TAP tests.
+# Helpers shared by wtsmgr's TAP tests: prerequisites (skipped outside CI,
+# fatal under CI=true), the usual cluster and tablespace setup, and waits on
+# conditions that the tests observe in the server.
 
 package WtsmgrTest;
 
@@ -9,37 +11,230 @@ use warnings FATAL => 'all';
 
 use Exporter 'import';
 use File::Spec;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(required_dir test_module wait_for_decision first_touches);
+our @EXPORT = qw(
+  prerequisite_missing required_dir atomic_dir full_dir required_program
+  test_module new_wtsmgr_node create_tablespaces tablespace_oid
+  relation_file untorn_tablespaces evict_block_sql alter_system wait_until
+  wait_for_changed_blocks wait_for_decision first_touches);
+
+# The rule for a missing prerequisite (a directory, a program, an
+# extension, the test-only module...): outside CI the whole test is
+# skipped, saying why; under CI=true it must not be missing, and the run
+# stops.  Call it before the first test.
+sub prerequisite_missing
+{
+	my ($reason) = @_;
+	BAIL_OUT("under CI=true every test must run, but $reason")
+	  if ($ENV{CI} // '') eq 'true';
+	plan skip_all => $reason;
+	return;
+}
 
 # The directory an environment variable names, which scripts/test.sh sets
-# when it can make the filesystem (as root).  Without it the whole test is
-# skipped, saying why, except under CI=true, where it must run.
+# when it can make the filesystem (as root); a prerequisite.
 sub required_dir
 {
 	my ($var, $what) = @_;
 	my $dir = $ENV{$var};
 	return $dir if $dir;
-	BAIL_OUT("$var must be set when CI=true") if ($ENV{CI} // '') eq 'true';
-	plan skip_all =>
-	  "$var is not set: scripts/test.sh makes $what only when run as root";
+	prerequisite_missing(
+		"$var is not set: scripts/test.sh makes $what only when run as root");
+	return;
+}
+
+# The atomic XFS filesystem (WTSMGR_ATOMIC_DIR), and the small XFS
+# filesystem that tests fill up (WTSMGR_FULL_DIR).
+sub atomic_dir
+{
+	return required_dir('WTSMGR_ATOMIC_DIR', 'the atomic XFS filesystem');
+}
+
+sub full_dir
+{
+	return required_dir('WTSMGR_FULL_DIR', 'the small XFS filesystem to fill');
+}
+
+# The path of program $name, looked up in PATH and then in @more_dirs; a
+# prerequisite, $what says what it is needed for.
+sub required_program
+{
+	my ($name, $what, @more_dirs) = @_;
+	my ($path) = grep { -x $_ }
+	  map { "$_/$name" } (split(/:/, $ENV{PATH}), @more_dirs);
+	return $path if $path;
+	prerequisite_missing("$name is needed $what");
 	return;
 }
 
 # The test-only module test/wtsmgr_test, which "make installcheck" builds
-# but never installs: its absolute path (for CREATE FUNCTION ... AS), and
-# the same relative to $libdir (injection point callbacks are loaded from
-# there).
+# but never installs (a prerequisite): its absolute path (for
+# shared_preload_libraries and CREATE FUNCTION ... AS), and the same
+# relative to $libdir (injection point callbacks are loaded from there).
 sub test_module
 {
-	my $module = $ENV{WTSMGR_TEST_MODULE}
-	  or BAIL_OUT(
-		'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh'
-	  );
+	my $module = $ENV{WTSMGR_TEST_MODULE};
+	prerequisite_missing(
+		'WTSMGR_TEST_MODULE is not set: run the TAP tests through "make installcheck" or scripts/test.sh, which build test/wtsmgr_test'
+	) unless $module;
 	my $pkglibdir = `pg_config --pkglibdir`;
 	chomp $pkglibdir;
 	return ($module, File::Spec->abs2rel($module, $pkglibdir));
+}
+
+# A new node, started, with wtsmgr preloaded and its extension created in
+# the postgres database: new_wtsmgr_node($name, %options).  Options:
+#
+# - allows_streaming => 1: wal_level replica and friends, for base backups
+#   and standbys (PostgreSQL::Test::Cluster::init);
+# - primary => 1: the same, and wal_keep_size = 1GB, so that standbys made
+#   from its base backups can stream from where the backup ends;
+# - manual_checkpoints => 1: checkpoint_timeout = 1h and max_wal_size =
+#   4GB, so that only the test's own CHECKPOINTs run;
+# - conf => text: more lines for postgresql.conf;
+# - preload => library: shared_preload_libraries instead of wtsmgr, whose
+#   extension is then not created;
+# - extensions => [names]: more extensions to create there, after wtsmgr's;
+#   one that the server lacks is a missing prerequisite.
+sub new_wtsmgr_node
+{
+	my ($name, %opt) = @_;
+	my $preload = $opt{preload} // 'wtsmgr';
+	my @extensions = @{ $opt{extensions} // [] };
+
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(
+		($opt{allows_streaming} || $opt{primary})
+		? (allows_streaming => 1)
+		: ());
+	my $conf = "shared_preload_libraries = '$preload'\n";
+	$conf .= "checkpoint_timeout = 1h\nmax_wal_size = 4GB\n"
+	  if $opt{manual_checkpoints};
+	$conf .= "wal_keep_size = 1GB\n" if $opt{primary};
+	$conf .= $opt{conf} if defined $opt{conf};
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start;
+
+	for my $ext (@extensions)
+	{
+		prerequisite_missing("the extension $ext is not installed")
+		  unless $node->check_extension($ext);
+	}
+	unshift @extensions, 'wtsmgr' if $preload eq 'wtsmgr';
+	$node->safe_psql('postgres',
+		join('', map { "CREATE EXTENSION $_;\n" } @extensions))
+	  if @extensions;
+	return $node;
+}
+
+# Make each directory and create a tablespace there, in the order given:
+# create_tablespaces($node, name => directory, ...).  Returns the
+# tablespaces' OIDs as name => oid pairs.
+sub create_tablespaces
+{
+	my ($node, @spec) = @_;
+	my (@names, $sql);
+	while (my ($ts, $dir) = splice(@spec, 0, 2))
+	{
+		mkdir $dir or die "mkdir $dir: $!";
+		$sql .= "CREATE TABLESPACE $ts LOCATION '$dir';\n";
+		push @names, $ts;
+	}
+	$node->safe_psql('postgres', $sql);
+	return map { ($_ => tablespace_oid($node, $_)) } @names;
+}
+
+# The OID of tablespace $name.
+sub tablespace_oid
+{
+	my ($node, $name) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT oid FROM pg_tablespace WHERE spcname = '$name'");
+}
+
+# The absolute path of the first segment file of relation $rel in database
+# $db (postgres by default), under the data directory of $datadir_node
+# ($node by default: a standby's copy of a primary's relation, say).
+sub relation_file
+{
+	my ($node, $rel, $db, $datadir_node) = @_;
+	$datadir_node //= $node;
+	return $datadir_node->data_dir . '/'
+	  . $node->safe_psql($db // 'postgres', "SELECT pg_relation_filepath('$rel')");
+}
+
+# "name:untorn_blocks" of every tablespace named ts_*, by name, joined by
+# commas: "ts_atomic:true,ts_plain:false", say.
+sub untorn_tablespaces
+{
+	my ($node) = @_;
+	return $node->safe_psql(
+		'postgres',
+		q{SELECT string_agg(tablespace || ':' || untorn_blocks, ',' ORDER BY 1)
+		  FROM wtsmgr_tablespaces WHERE tablespace LIKE 'ts_%'});
+}
+
+# SQL that evicts block $block (0 by default) of relation $rel's main fork
+# in the current database from shared buffers (pg_buffercache, which must
+# be installed there), writing it out first; it returns true if the block
+# was both evicted and written.
+sub evict_block_sql
+{
+	my ($rel, $block) = @_;
+	$block //= 0;
+	return qq{
+	SELECT e.buffer_evicted AND e.buffer_flushed
+	FROM pg_buffercache b, pg_buffercache_evict(b.bufferid) e
+	WHERE b.reldatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+	  AND b.relfilenode = pg_relation_filenode('$rel')
+	  AND b.relforknumber = 0 AND b.relblocknumber = $block};
+}
+
+# ALTER SYSTEM SET $name = '$value', reload, and wait until new sessions
+# see the value; die if they never do.
+sub alter_system
+{
+	my ($node, $name, $value) = @_;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET $name = '$value'");
+	$node->reload;
+	$node->poll_query_until('postgres',
+		"SELECT current_setting('$name') = '$value'")
+	  or die "$name was not reloaded";
+	return;
+}
+
+# Wait until $cond->() returns true, checking every 0.1 s as
+# poll_query_until does, for as long (timeout_default); die saying $what
+# never happened if it does not.
+sub wait_until
+{
+	my ($cond, $what) = @_;
+	my $attempts = 10 * $PostgreSQL::Test::Utils::timeout_default;
+	for (1 .. $attempts)
+	{
+		return if $cond->();
+		usleep(100_000);
+	}
+	die "timed out waiting until $what";
+}
+
+# Wait until the WAL from $from_lsn on (up to the flush LSN) changes at
+# least $n distinct blocks of tablespace $spcoid (pg_walinspect): a load
+# under way has done that much.
+sub wait_for_changed_blocks
+{
+	my ($node, $spcoid, $from_lsn, $n) = @_;
+	$node->poll_query_until(
+		'postgres', qq{
+		SELECT count(DISTINCT (relfilenode, relforknumber, relblocknumber)) >= $n
+		FROM pg_get_wal_block_info('$from_lsn', pg_current_wal_flush_lsn(), false)
+		WHERE reltablespace = $spcoid})
+	  or die "fewer than $n blocks of tablespace $spcoid changed since $from_lsn";
+	return;
 }
 
 # Wait until wtsmgr_tablespaces shows $want as the full-page-image decision
