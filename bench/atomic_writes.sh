@@ -24,24 +24,11 @@ set -euo pipefail
 
 total=${1:-16384}
 
-prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor release --print-prefix)
-export PATH="$prefix/bin:$PATH"
-say "installing wtsmgr into $prefix"
-make -s -C "$WTSMGR_ROOT" PG_CONFIG="$prefix/bin/pg_config" install >/dev/null
-ensure_user
-
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/wtsmgr-bench.XXXXXX")
-chmod 755 "$work"
-say "work directory: $work"
+bench_prepare bench
 # the test module (for the in-server loop) and the raw loop, built here
 cp -r "$WTSMGR_ROOT/test/wtsmgr_test" "$work/wtsmgr_test"
 make -s -C "$work/wtsmgr_test" PG_CONFIG="$prefix/bin/pg_config" >/dev/null
 cc -O2 -Wall -o "$work/raw_atomic_write" "$WTSMGR_ROOT/bench/raw_atomic_write.c"
-
-dir=$(atomic_scratch_dir "bench-$$")
-if is_root; then
-	chown -R "$WTSMGR_USER" "$work" "$dir"
-fi
 
 pgdata=$work/pgdata
 port=$((40000 + $$ % 10000))

@@ -39,18 +39,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor release --print-prefix)
-export PATH="$prefix/bin:$PATH"
-say "installing wtsmgr into $prefix"
-make -s -C "$WTSMGR_ROOT" PG_CONFIG="$prefix/bin/pg_config" install >/dev/null
-ensure_user
-
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/wtsmgr-inflight.XXXXXX")
-chmod 755 "$work"
-dir=$(atomic_scratch_dir "inflight-$$")
-if is_root; then
-	chown -R "$WTSMGR_USER" "$work" "$dir"
-fi
+bench_prepare inflight
 
 pgdata=$work/pgdata
 port=$((40000 + $$ % 10000))

@@ -160,6 +160,26 @@ start_cluster()
 		die "the server did not start" "see $sockdir/server.log"
 }
 
+# What a benchmark on one server needs, named $1: the optimized server
+# (built if need be) with wtsmgr installed, first on PATH; a work directory
+# owned by the unprivileged user; and a fresh directory on the atomic
+# filesystem for the data.  Sets prefix, work and dir.
+bench_prepare()
+{
+	prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor release --print-prefix)
+	export PATH="$prefix/bin:$PATH"
+	say "installing wtsmgr into $prefix"
+	make -s -C "$WTSMGR_ROOT" PG_CONFIG="$prefix/bin/pg_config" install >/dev/null
+	ensure_user
+	work=$(mktemp -d "${TMPDIR:-/var/tmp}/wtsmgr-$1.XXXXXX")
+	chmod 755 "$work"
+	say "work directory: $work"
+	dir=$(atomic_scratch_dir "$1-$$")
+	if is_root; then
+		chown -R "$WTSMGR_USER" "$work" "$dir"
+	fi
+}
+
 # A fresh directory on the atomic filesystem for benchmark data, named $1:
 # as root on the XFS loop mount, otherwise under $WTSMGR_ATOMIC_DIR.
 atomic_scratch_dir()
