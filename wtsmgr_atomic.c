@@ -41,8 +41,9 @@
  *   (wtsmgr.extent_size_hint) so that growing many files at once does not
  *   fragment them.
  *
- * This file also owns the write path's settings, wtsmgr.durability and
- * wtsmgr.io_uring_entries, and counts what it does in wtsmgr_stats.c.
+ * This file also owns the write path's settings, wtsmgr.durability,
+ * wtsmgr.io_uring_entries and wtsmgr.reread_written, and counts what it
+ * does in wtsmgr_stats.c.
  *
  * Temporary relations are never WAL-logged and vanish at a crash, so a torn
  * page of theirs cannot matter: they, and everything outside untorn
@@ -106,6 +107,7 @@ static const struct config_enum_entry durability_options[] = {
 /* GUC variables */
 static int	durability = WTSMGR_DURABILITY_FSYNC;
 static int	io_uring_entries = 64;
+static bool reread_written = false;
 
 /* holds the per-relation segment arrays */
 static MemoryContext WtsmgrCxt = NULL;
@@ -158,6 +160,15 @@ wtsmgr_atomic_init(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("wtsmgr.reread_written",
+							 "Has the kernel read blocks back into its page cache after writing them atomically.",
+							 "Direct writes drop what they write from the page cache; with this on, a block that shared buffers evict later can still be read from the cache, at the cost of a background read per write.",
+							 &reread_written,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 }
 
 /*
@@ -939,6 +950,17 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 
 	if (!skipFsync && durability == WTSMGR_DURABILITY_FSYNC)
 		register_dirty_segment(wreln, forknum, segno, file);
+
+	/*
+	 * A direct write drops the range from the kernel's page cache, where a
+	 * buffered write would have left it: a block that shared buffers evict
+	 * later is then read from the device, not from the cache.  If asked,
+	 * have the kernel read the range back in the background.  New blocks
+	 * (extending) are left alone.
+	 */
+	if (reread_written && !extending)
+		(void) posix_fadvise(fd, (off_t) segblock * BLCKSZ,
+							 (off_t) nblocks * BLCKSZ, POSIX_FADV_WILLNEED);
 }
 
 /*

@@ -77,7 +77,7 @@ configure_flags+=(--with-liburing --with-openssl --with-icu --with-lz4
 # Build dependencies, all from bookworm's main archive.
 build_deps=(build-essential bison flex pkg-config bzip2 libreadline-dev
 	zlib1g-dev libssl-dev libicu-dev liburing-dev liblz4-dev libzstd-dev
-	libipc-run-perl xfsprogs strace)
+	libipc-run-perl xfsprogs strace util-linux-extra)
 
 install_deps()
 {
