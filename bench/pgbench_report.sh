@@ -24,6 +24,7 @@
 #   stock_fpw_off  stock, full_page_writes = off (no torn-page protection)
 #   wtsmgr_fsync   wtsmgr, wtsmgr.durability = fsync (the default)
 #   wtsmgr_dsync   wtsmgr, wtsmgr.durability = dsync
+#   wtsmgr_reread  wtsmgr_fsync with wtsmgr.reread_written = on
 #   wtsmgr_mixed   wtsmgr_fsync with pgbench_branches, _tellers and
 #                  _history on the root filesystem (uncapped only)
 # Each configuration runs --repeats times (default 2), alternating
@@ -89,7 +90,7 @@ for s in $scenarios; do
 	case $s in capped|uncapped) ;; *) die "unknown scenario $s" "use capped and/or uncapped" ;; esac
 done
 for c in $capped_configs $uncapped_configs; do
-	case $c in stock_fpw_on|stock_lz4|stock_zstd|stock_fpw_off|wtsmgr_fsync|wtsmgr_dsync|wtsmgr_mixed) ;;
+	case $c in stock_fpw_on|stock_lz4|stock_zstd|stock_fpw_off|wtsmgr_fsync|wtsmgr_dsync|wtsmgr_reread|wtsmgr_mixed) ;;
 		*) die "unknown configuration $c" "see $0 --help" ;;
 	esac
 done
@@ -205,6 +206,7 @@ config_conf()
 		stock_zstd) echo "shared_preload_libraries = ''"; echo "wal_compression = zstd" ;;
 		stock_fpw_off) echo "shared_preload_libraries = ''"; echo "full_page_writes = off" ;;
 		wtsmgr_dsync) echo "shared_preload_libraries = 'wtsmgr'"; echo "wtsmgr.durability = dsync" ;;
+		wtsmgr_reread) echo "shared_preload_libraries = 'wtsmgr'"; echo "wtsmgr.reread_written = on" ;;
 		*) echo "shared_preload_libraries = 'wtsmgr'"; echo "wtsmgr.durability = fsync" ;;
 	esac
 }
