@@ -4,20 +4,29 @@
 # Usage: bench/pgbench_report.sh [--duration SECONDS] [--repeats N]
 #            [--wal-cap MB_PER_S] [--scenarios "capped uncapped"]
 #            [--scales "20"] [--capped-scale 20] [--capped-configs "..."]
-#            [--uncapped-configs "..."] [--out DIR]
+#            [--uncapped-configs "..."] [--shared-buffers "128MB 256MB ..."]
+#            [--sbcurve-scale 20] [--sbcurve-configs "..."]
+#            [--bgwriter "NAME=VALUE ..."] [--out DIR]
 #
 # Runs pgbench TPC-B (4 clients, --duration seconds each, default 40) on
 # copies of one data set per scale, data on the atomic XFS filesystem, with
 # shared_buffers = 128MB, checkpoint_timeout = 30s and track_io_timing = on,
-# in two scenarios:
+# in two scenarios by default:
 #   capped    pg_wal on its own ext4 loop device whose writes are capped
 #             with a cgroup v1 blkio throttle (--wal-cap, default 5 MB/s,
 #             1 MB = 2^20 bytes), scale --capped-scale (default 20; needs
 #             root)
 #   uncapped  everything on the XFS loop filesystem, each of --scales
 #             (default 20, more than twice shared_buffers)
+# and, only when named in --scenarios:
+#   sbcurve   uncapped, scale --sbcurve-scale (default 20), once for each
+#             shared_buffers of --shared-buffers (default "128MB 256MB
+#             512MB 1GB"): TPS over shared_buffers, with the evictions,
+#             the background writer's work and the reads that reach the
+#             data device (its loop device's counters; as root)
 # Configurations (default capped: stock_fpw_on stock_lz4 stock_fpw_off
-# wtsmgr_fsync; uncapped: the same and stock_zstd):
+# wtsmgr_fsync; uncapped: the same and stock_zstd; sbcurve: stock_fpw_on
+# stock_fpw_off wtsmgr_fsync wtsmgr_fsync+bgw):
 #   stock_fpw_on   stock PostgreSQL 18, full_page_writes = on
 #   stock_lz4      stock, full_page_writes = on, wal_compression = lz4
 #   stock_zstd     stock, full_page_writes = on, wal_compression = zstd
@@ -27,27 +36,38 @@
 #   wtsmgr_reread  wtsmgr_fsync with wtsmgr.reread_written = on
 #   wtsmgr_mixed   wtsmgr_fsync with pgbench_branches, _tellers and
 #                  _history on the root filesystem (uncapped only)
+#   CONFIG+bgw     any of these with the background writer settings of
+#                  --bgwriter (default "bgwriter_delay=10ms
+#                  bgwriter_lru_maxpages=1000 bgwriter_lru_multiplier=10";
+#                  PostgreSQL's defaults are 200ms, 100 and 2)
 # Each configuration runs --repeats times (default 2), alternating
-# (A B C A B C ...); the report gives medians.  Per run: TPS, the
+# (A B C A B C ...; sbcurve alternates over shared_buffers too); the report
+# gives medians.  Per run: TPS, the
 # coefficient of variation of per-second TPS and the seconds at 0 TPS (from
 # pgbench's transaction log), p99 latency, WAL bytes per transaction and
 # wal_fpi (pg_stat_wal), checkpoints and their write and sync time
 # (pg_stat_checkpointer), pg_stat_io relation reads and writes with their
 # times for client backends, the checkpointer and the background writer,
-# and wtsmgr's blocks per atomic unit (wtsmgr_stat_io).  The checkpointer
+# and wtsmgr's blocks per atomic unit (wtsmgr_stat_io); runs.tsv also gets
+# the client backends' evictions, pg_stat_bgwriter's buffers_clean and
+# maxwritten_clean, and the blocks read from and written to the data
+# device during pgbench.  The checkpointer
 # reports its I/O only when a checkpoint ends, so a CHECKPOINT after
 # pgbench finishes the one in progress before its figures are read (WAL
 # and client figures are read before it).  Writes report.md,
-# capped-tps.png and uncapped-SCALE-tps.png (TPS per second, gnuplot) into --out
+# capped-tps.png, uncapped-SCALE-tps.png (TPS per second) and
+# sbcurve-tps.png (median TPS over shared_buffers; gnuplot) into --out
 # (default bench/results) and prints the report.  Nothing is asserted.
-# The defaults take about 20 minutes.
+# The defaults take about 20 minutes; sbcurve about --duration + 5 s per
+# run, sizes x configurations x repeats runs (4 x 4 x 2 = 32 by default:
+# about 25 minutes).
 #
 # Builds the optimized server and a stock one if needed.  As root it makes
 # the XFS loop filesystem, the capped WAL device (an image in the cache
 # directory, mounted on $WTSMGR_WAL_MOUNT, default /mnt/wtsmgr-capped-wal,
 # removed at the end, the throttle lifted, also on failure) and installs
 # gnuplot from the machine's own suite; otherwise set WTSMGR_ATOMIC_DIR
-# (the capped scenario and the plot are then skipped).
+# (the capped scenario, the device counters and the plots are then skipped).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 
@@ -66,6 +86,10 @@ scales="20"
 capped_scale=20
 capped_configs="stock_fpw_on stock_lz4 stock_fpw_off wtsmgr_fsync"
 uncapped_configs="stock_fpw_on stock_lz4 stock_zstd stock_fpw_off wtsmgr_fsync"
+sb_sizes="128MB 256MB 512MB 1GB"
+sb_scale=20
+sb_configs="stock_fpw_on stock_fpw_off wtsmgr_fsync wtsmgr_fsync+bgw"
+bgwriter="bgwriter_delay=10ms bgwriter_lru_maxpages=1000 bgwriter_lru_multiplier=10"
 out=$WTSMGR_ROOT/bench/results
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -78,7 +102,11 @@ while [ $# -gt 0 ]; do
 		--capped-configs) capped_configs=$2; shift 2 ;;
 		--uncapped-configs) uncapped_configs=$2; shift 2 ;;
 		--out) out=$2; shift 2 ;;
-		-h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+		--shared-buffers) sb_sizes=$2; shift 2 ;;
+		--sbcurve-scale) sb_scale=$2; shift 2 ;;
+		--sbcurve-configs) sb_configs=$2; shift 2 ;;
+		--bgwriter) bgwriter=$2; shift 2 ;;
+		-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
 		*) die "unknown option $1" "see $0 --help" ;;
 	esac
 done
@@ -87,14 +115,26 @@ case $duration$repeats in *[!0-9]*) die "--duration and --repeats take whole num
 cap_bytes=$(awk -v m="$wal_cap" 'BEGIN { printf "%d", m * 1048576 }')
 [ "$cap_bytes" -gt 0 ] || die "--wal-cap must be a positive number of MB/s"
 for s in $scenarios; do
-	case $s in capped|uncapped) ;; *) die "unknown scenario $s" "use capped and/or uncapped" ;; esac
+	case $s in capped|uncapped|sbcurve) ;; *) die "unknown scenario $s" "use capped, uncapped and/or sbcurve" ;; esac
 done
-for c in $capped_configs $uncapped_configs; do
-	case $c in stock_fpw_on|stock_lz4|stock_zstd|stock_fpw_off|wtsmgr_fsync|wtsmgr_dsync|wtsmgr_reread|wtsmgr_mixed) ;;
+for c in $capped_configs $uncapped_configs $sb_configs; do
+	case ${c%+bgw} in stock_fpw_on|stock_lz4|stock_zstd|stock_fpw_off|wtsmgr_fsync|wtsmgr_dsync|wtsmgr_reread|wtsmgr_mixed) ;;
 		*) die "unknown configuration $c" "see $0 --help" ;;
 	esac
 done
-case " $capped_configs " in *" wtsmgr_mixed "*) die "wtsmgr_mixed is for the uncapped scenario only" ;; esac
+case " $capped_configs $sb_configs " in *" wtsmgr_mixed "*|*" wtsmgr_mixed+bgw "*)
+	die "wtsmgr_mixed is for the uncapped scenario only" ;;
+esac
+case $sb_scale in ''|*[!0-9]*) die "--sbcurve-scale takes a whole number" ;; esac
+for b in $sb_sizes; do
+	case $b in [1-9]*MB|[1-9]*GB) case ${b%?B} in *[!0-9]*) die "bad --shared-buffers size $b" "use sizes such as 128MB or 1GB" ;; esac ;;
+		*) die "bad --shared-buffers size $b" "use sizes such as 128MB or 1GB" ;;
+	esac
+done
+[ -n "$(echo $sb_sizes)" ] || die "--shared-buffers is empty"
+for b in $bgwriter; do
+	case $b in bgwriter_?*=?*) ;; *) die "bad --bgwriter setting $b" "use NAME=VALUE with bgwriter_* names" ;; esac
+done
 if ! is_root && has "$scenarios" capped; then
 	say "not root: no loop device or throttle for the capped scenario; skipping it"
 	left=
@@ -187,6 +227,20 @@ if has "$scenarios" capped; then
 	[ -n "$waldev" ] || die "cannot find the device of $walmnt"
 fi
 
+# The data's loop device, whose counters tell the reads that missed the
+# page cache (as root; "-" otherwise).
+datastat=
+if is_root; then
+	d=$(findmnt -n -o SOURCE --target "$base" 2>/dev/null || true)
+	case $d in /dev/loop*) datastat=/sys/class/block/$(basename "$d")/stat ;; esac
+	[ -n "$datastat" ] && [ -r "$datastat" ] || datastat=
+fi
+# sectors read and written so far, or "- -"
+dev_sectors()
+{
+	if [ -n "$datastat" ]; then awk '{ print $3, $7 }' "$datastat"; else echo "- -"; fi
+}
+
 port=$((41000 + $$ % 10000))
 common_conf=(
 	"shared_buffers = 128MB" "checkpoint_timeout = 30s" "max_wal_size = 1GB"
@@ -200,7 +254,7 @@ config_prefix()
 
 config_conf()
 {
-	case $1 in
+	case ${1%+bgw} in
 		stock_fpw_on) echo "shared_preload_libraries = ''" ;;
 		stock_lz4) echo "shared_preload_libraries = ''"; echo "wal_compression = lz4" ;;
 		stock_zstd) echo "shared_preload_libraries = ''"; echo "wal_compression = zstd" ;;
@@ -209,6 +263,9 @@ config_conf()
 		wtsmgr_reread) echo "shared_preload_libraries = 'wtsmgr'"; echo "wtsmgr.reread_written = on" ;;
 		*) echo "shared_preload_libraries = 'wtsmgr'"; echo "wtsmgr.durability = fsync" ;;
 	esac
+	if [ "$1" != "${1%+bgw}" ]; then
+		for b in $bgwriter; do echo "${b%%=*} = '${b#*=}'"; done
+	fi
 }
 
 q()
@@ -222,6 +279,7 @@ q()
 need_scales=
 case " $scenarios " in *" uncapped "*) need_scales=$scales ;; esac
 case " $scenarios " in *" capped "*) need_scales="$capped_scale $need_scales" ;; esac
+case " $scenarios " in *" sbcurve "*) need_scales="$sb_scale $need_scales" ;; esac
 need_scales=$(printf '%s\n' $need_scales | sort -nu | tr '\n' ' ')
 saved_path=$PATH
 export PATH="$prefix_s/bin:$saved_path"
@@ -233,6 +291,7 @@ for scale in $need_scales; do
 		>"$work/logs/init-$scale.log" 2>&1
 	q -q -c 'CHECKPOINT'
 	as_user "$prefix_s/bin/pg_ctl" -D "$base/template-$scale" -w stop >/dev/null
+	du -sm "$base/template-$scale/base" | cut -f1 >"$work/size-$scale"
 	say "scale $scale: $(du -sm "$base/template-$scale" | cut -f1) MB, of which pg_wal $(du -sm "$base/template-$scale/pg_wal" | cut -f1) MB"
 done
 export PATH=$saved_path
@@ -250,7 +309,9 @@ io_sql()
 
 run()
 {
-	local scen=$1 config=$2 scale=$3 rep=$4 prefix data tpl tag f
+	local scen=$1 config=$2 scale=$3 rep=$4 prefix data tpl tag f sb=128MB
+	# sbcurve runs are uncapped runs named sbcurve-SHARED_BUFFERS
+	case $scen in sbcurve-*) sb=${scen#sbcurve-} ;; esac
 	prefix=$(config_prefix "$config")
 	data=$base/run
 	tpl=$base/template-$scale
@@ -278,6 +339,7 @@ run()
 	{
 		printf '%s\n' "${common_conf[@]}"
 		config_conf "$config"
+		[ "$sb" = 128MB ] || echo "shared_buffers = $sb"
 	} | as_user tee -a "$data/postgresql.conf" >/dev/null
 	cur_prefix=$prefix
 	cur_data=$data
@@ -285,7 +347,7 @@ run()
 
 	if [ "$config" != "${config#wtsmgr}" ]; then
 		q -q -c 'CREATE EXTENSION IF NOT EXISTS wtsmgr'
-		if [ "$config" = wtsmgr_mixed ]; then
+		if [ "${config%+bgw}" = wtsmgr_mixed ]; then
 			as_user mkdir -p "$work/ext4/$tag"
 			q -q -c "CREATE TABLESPACE plain LOCATION '$work/ext4/$tag'" \
 				-c 'ALTER TABLE pgbench_branches SET TABLESPACE plain' \
@@ -302,10 +364,13 @@ run()
 	fi
 	q -q -c 'CHECKPOINT' -c "SELECT pg_stat_reset_shared('wal')" \
 		-c "SELECT pg_stat_reset_shared('checkpointer')" \
-		-c "SELECT pg_stat_reset_shared('io')" >/dev/null
+		-c "SELECT pg_stat_reset_shared('io')" \
+		-c "SELECT pg_stat_reset_shared('bgwriter')" >/dev/null
 
 	[ "$scen" = capped ] && echo "$waldev $cap_bytes" >"$blkio"
 	say "$tag: pgbench, 4 clients, $duration s"
+	local dev0 dev1
+	dev0=$(dev_sectors)
 	if ! (cd "$work/logs" && as_user "$prefix/bin/pgbench" -h "$work" -p "$port" -n -c 4 -j 2 \
 		-T "$duration" -P 1 -l --log-prefix="txn-$tag" postgres \
 		>"$work/logs/pgbench-$tag.out" 2>"$work/logs/progress-$tag.log"); then
@@ -313,6 +378,7 @@ run()
 		die "$tag: pgbench failed" "see $work/logs and $base"
 	fi
 	[ "$scen" = capped ] && throttle_off
+	dev1=$(dev_sectors)
 
 	# WAL and the backends' I/O first, then finish the checkpoint in
 	# progress so that the checkpointer reports its I/O.
@@ -320,6 +386,11 @@ run()
 	stats=$(q -c "SELECT concat_ws(' ', wal_bytes, wal_fpi) FROM pg_stat_wal")
 	cb=$(q -c "$(io_sql 'client backend')")
 	bw=$(q -c "$(io_sql 'background writer')")
+	local extra
+	extra=$(q -c "SELECT concat_ws(' ', (SELECT coalesce(sum(evictions), 0) FROM pg_stat_io
+			WHERE object = 'relation' AND backend_type = 'client backend'),
+		buffers_clean, maxwritten_clean) FROM pg_stat_bgwriter")
+	extra="$extra $(echo $dev0 $dev1 | awk '{ if ($1 == "-") print "- -"; else printf "%d %d\n", ($3 - $1) / 16, ($4 - $2) / 16 }')"
 	q -q -c 'CHECKPOINT'
 	ck=$(q -c "$(io_sql checkpointer)")
 	stats="$stats $(q -c "SELECT concat_ws(' ', num_done, round(write_time::numeric / 1000, 1),
@@ -329,7 +400,7 @@ run()
 		bpu=$(q -c "SELECT coalesce(round(sum(writes)::numeric / nullif(sum(atomic_units), 0), 2)::text, '-')
 			FROM wtsmgr_stat_io")
 	fi
-	if [ "$config" = wtsmgr_mixed ]; then
+	if [ "${config%+bgw}" = wtsmgr_mixed ]; then
 		mixed=$(q -c "SELECT string_agg(tablespace || ' ' || full_page_images, '; ' ORDER BY 1) FROM wtsmgr_tablespaces")
 		echo "$mixed" >"$work/mixed-$scale"
 	fi
@@ -364,12 +435,24 @@ run()
 	# 8 zero seconds, 9 p99, 10 WAL bytes/txn, 11 wal_fpi, 12 checkpoints,
 	# 13 ckpt write s, 14 ckpt sync s, 15-20 client backend, 21-26
 	# checkpointer, 27-32 bgwriter (reads, ms, µs/read, writes, ms,
-	# µs/write), 33 wtsmgr blocks per atomic unit
-	echo "$scen $config $scale $rep $tps $summary $p99 $walpt $2 $3 $4 $5 $cb $ck $bw $bpu" >>"$results"
-	say "$tag: tps ${tps%.*}, sd/CoV/zero-s $summary, WAL/txn $walpt, fpi $2; io: client $cb; checkpointer $ck; bgwriter $bw; blocks/unit $bpu"
+	# µs/write), 33 wtsmgr blocks per atomic unit, 34 shared_buffers, 35
+	# client backend evictions, 36 buffers_clean, 37 maxwritten_clean, 38
+	# and 39 8 kB blocks read from and written to the data device
+	echo "$scen $config $scale $rep $tps $summary $p99 $walpt $2 $3 $4 $5 $cb $ck $bw $bpu $sb $extra" >>"$results"
+	say "$tag: tps ${tps%.*}, sd/CoV/zero-s $summary, WAL/txn $walpt, fpi $2; io: client $cb; checkpointer $ck; bgwriter $bw; blocks/unit $bpu; evictions, clean, maxwritten, device r/w $extra"
 }
 
 for scen in $scenarios; do
+	if [ "$scen" = sbcurve ]; then
+		for rep in $(seq "$repeats"); do
+			for sb in $sb_sizes; do
+				for config in $sb_configs; do
+					run "sbcurve-$sb" "$config" "$sb_scale" "$rep"
+				done
+			done
+		done
+		continue
+	fi
 	if [ "$scen" = capped ]; then
 		sc=$capped_scale; cfgs=$capped_configs
 	else
@@ -447,6 +530,7 @@ report=$out/report.md
 	echo "are recycled), track_io_timing on. CoV is the coefficient of variation of"
 	echo "per-second TPS (sd / mean) and \"0 TPS s\" the seconds without a commit, both"
 	echo "from pgbench's transaction log; p99 is the 99th percentile latency."
+	has "$scenarios" sbcurve && echo "The sbcurve scenario sets shared_buffers to each of: $sb_sizes."
 
 	if has "$scenarios" capped; then
 		cs=$capped_scale
@@ -505,6 +589,7 @@ report=$out/report.md
 		done
 	fi
 
+	if has "$scenarios" capped || has "$scenarios" uncapped; then
 	echo
 	echo "## Relation I/O per backend type (pg_stat_io, medians)"
 	echo
@@ -545,6 +630,65 @@ report=$out/report.md
 			echo "measured before combined checkpoint writes: $r, target <= 0.33: $(verdict "$r" '<=' 0.3334)."
 		done
 	done
+	fi
+
+	if has "$scenarios" sbcurve; then
+		sc=$sb_scale
+		echo
+		echo "## TPS over shared_buffers: uncapped, scale $sc"
+		echo
+		echo "Everything on the XFS loop filesystem; $(cat "$work/size-$sc") MB of relation data after"
+		echo "initialization (pgbench_history grows during a run). +bgw: $bgwriter."
+		echo "Median TPS and, in brackets, every run's TPS in order."
+		echo
+		row="| configuration"; sep="| ---"
+		for sb in $sb_sizes; do row="$row | $sb"; sep="$sep | ---"; done
+		echo "$row |"; echo "$sep |"
+		for config in $sb_configs; do
+			row="| $config"
+			for sb in $sb_sizes; do
+				row="$row | $(fmt "$(median "sbcurve-$sb" "$config" "$sc" 5)" %.0f) ($(per_run "sbcurve-$sb" "$config" "$sc" 5 %.0f))"
+			done
+			echo "$row |"
+		done
+		if has "$sb_configs" stock_fpw_off; then
+			echo
+			echo "Median TPS against stock_fpw_off's at the same shared_buffers:"
+			echo
+			row="| configuration"; sep="| ---"
+			for sb in $sb_sizes; do row="$row | $sb"; sep="$sep | ---"; done
+			echo "$row |"; echo "$sep |"
+			for config in $sb_configs; do
+				row="| $config"
+				for sb in $sb_sizes; do
+					row="$row | $(ratio "$(median "sbcurve-$sb" "$config" "$sc" 5)" "$(median "sbcurve-$sb" stock_fpw_off "$sc" 5)")"
+				done
+				echo "$row |"
+			done
+		fi
+		echo
+		echo "I/O during the runs (medians). Client backends' and the background writer's"
+		echo "relation reads and writes (pg_stat_io, 8 kB blocks) and the time per block;"
+		echo "evictions of client backends (pg_stat_io); maxwritten_clean (pg_stat_bgwriter:"
+		echo "the rounds in which the background writer stopped at bgwriter_lru_maxpages);"
+		echo "device reads: 8 kB blocks read from the data's loop"
+		echo "device during pgbench, that is, reads that missed the page cache; the"
+		echo "checkpointer's write time per block (including the checkpoint finished after"
+		echo "the run)."
+		echo
+		echo "| shared_buffers | configuration | TPS | client reads | µs/read | device reads | client writes | µs/write | client evictions | bgwriter writes | µs/write | maxwritten_clean | checkpointer writes | µs/write |"
+		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+		for sb in $sb_sizes; do
+			for config in $sb_configs; do
+				row="| $sb | $config"
+				for k in 5 15 17 38 18 20 35 30 32 37 24 26; do
+					row="$row | $(fmt "$(median "sbcurve-$sb" "$config" "$sc" $k)" %.0f)"
+				done
+				echo "$row |"
+			done
+		done
+		command -v gnuplot >/dev/null && echo && echo "![median TPS over shared_buffers](sbcurve-tps.png)"
+	fi
 } >"$report"
 
 # TPS per second: one panel per configuration, one line per run.
@@ -575,8 +719,45 @@ plot()
 	say "plot: $png"
 }
 
+# Median TPS over shared_buffers (MB, log scale), one line per
+# configuration, each run as a point.
+plot_sbcurve()
+{
+	local png=$1 config sb mb i=0
+	for config in $sb_configs; do
+		i=$((i + 1))
+		: >"$work/logs/sbcurve-$i.dat"
+		: >"$work/logs/sbcurve-runs-$i.dat"
+		for sb in $sb_sizes; do
+			mb=$(awk -v b="$sb" 'BEGIN { n = b + 0; if (b ~ /GB$/) n *= 1024; print n }')
+			echo "$mb $(median "sbcurve-$sb" "$config" "$sb_scale" 5)" >>"$work/logs/sbcurve-$i.dat"
+			awk -v s="sbcurve-$sb" -v c="$config" -v mb="$mb" '$1 == s && $2 == c { print mb, $5 }' \
+				"$results" >>"$work/logs/sbcurve-runs-$i.dat"
+		done
+	done
+	{
+		echo "set terminal png size 1000,560"
+		echo "set termoption noenhanced"
+		echo "set output '$png'"
+		echo "set title 'pgbench TPS over shared_buffers, scale $sb_scale, $duration s runs: medians (lines) and runs (points)'"
+		echo "set xlabel 'shared_buffers (MB)'; set ylabel 'TPS'; set logscale x 2; set yrange [0:*]"
+		echo "set key outside right"
+		printf "plot "
+		i=0
+		for config in $sb_configs; do
+			i=$((i + 1))
+			[ "$i" -gt 1 ] && printf ", "
+			printf "'%s' using 1:2 with linespoints lw 2 lc %d title '%s', '%s' using 1:2 with points pt 2 lc %d notitle" \
+				"$work/logs/sbcurve-$i.dat" "$i" "$config" "$work/logs/sbcurve-runs-$i.dat" "$i"
+		done
+		echo
+	} | gnuplot
+	say "plot: $png"
+}
+
 if command -v gnuplot >/dev/null; then
 	has "$scenarios" capped && plot capped "$capped_scale" "$capped_configs" "$out/capped-tps.png"
+	has "$scenarios" sbcurve && plot_sbcurve "$out/sbcurve-tps.png"
 	if has "$scenarios" uncapped; then
 		for scale in $scales; do
 			plot uncapped "$scale" "$uncapped_configs" "$out/uncapped-$scale-tps.png"
@@ -587,7 +768,8 @@ else
 fi
 {
 	echo "# scenario config scale repeat tps tps_sd cov zero_s p99_ms wal_bytes_per_txn wal_fpi checkpoints ckpt_write_s ckpt_sync_s" \
-		"$(for b in client ckpt bgw; do printf '%s_reads %s_read_ms %s_us_per_read %s_writes %s_write_ms %s_us_per_write ' $b $b $b $b $b $b; done)blocks_per_atomic_unit"
+		"$(for b in client ckpt bgw; do printf '%s_reads %s_read_ms %s_us_per_read %s_writes %s_write_ms %s_us_per_write ' $b $b $b $b $b $b; done)blocks_per_atomic_unit" \
+		"shared_buffers client_evictions buffers_clean maxwritten_clean device_read_blocks device_write_blocks"
 	cat "$results"
 } >"$out/runs.tsv"
 
