@@ -954,8 +954,8 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	/*
 	 * A direct write drops the range from the kernel's page cache, where a
 	 * buffered write would have left it: a block that shared buffers evict
-	 * later is then read from the device, not from the cache.  If asked,
-	 * have the kernel read the range back in the background.  New blocks
+	 * later is then read from the device, not from the cache.  If asked, have
+	 * the kernel read the range back in the background.  New blocks
 	 * (extending) are left alone.
 	 */
 	if (reread_written && !extending)
