@@ -632,6 +632,29 @@ report=$out/report.md
 	done
 	fi
 
+	# A table with a row per configuration and a column per shared_buffers
+	# size, whose cells $1 prints, given the size and the configuration.
+	sb_table()
+	{
+		local row sep sb config
+		row="| configuration"; sep="| ---"
+		for sb in $sb_sizes; do row="$row | $sb"; sep="$sep | ---"; done
+		echo "$row |"; echo "$sep |"
+		for config in $sb_configs; do
+			row="| $config"
+			for sb in $sb_sizes; do row="$row | $("$1" "$sb" "$config")"; done
+			echo "$row |"
+		done
+	}
+	sb_tps_cell()
+	{
+		echo "$(fmt "$(median "sbcurve-$1" "$2" "$sc" 5)" %.0f) ($(per_run "sbcurve-$1" "$2" "$sc" 5 %.0f))"
+	}
+	sb_ratio_cell()
+	{
+		ratio "$(median "sbcurve-$1" "$2" "$sc" 5)" "$(median "sbcurve-$1" stock_fpw_off "$sc" 5)"
+	}
+
 	if has "$scenarios" sbcurve; then
 		sc=$sb_scale
 		echo
@@ -641,30 +664,12 @@ report=$out/report.md
 		echo "initialization (pgbench_history grows during a run). +bgw: $bgwriter."
 		echo "Median TPS and, in brackets, every run's TPS in order."
 		echo
-		row="| configuration"; sep="| ---"
-		for sb in $sb_sizes; do row="$row | $sb"; sep="$sep | ---"; done
-		echo "$row |"; echo "$sep |"
-		for config in $sb_configs; do
-			row="| $config"
-			for sb in $sb_sizes; do
-				row="$row | $(fmt "$(median "sbcurve-$sb" "$config" "$sc" 5)" %.0f) ($(per_run "sbcurve-$sb" "$config" "$sc" 5 %.0f))"
-			done
-			echo "$row |"
-		done
+		sb_table sb_tps_cell
 		if has "$sb_configs" stock_fpw_off; then
 			echo
 			echo "Median TPS against stock_fpw_off's at the same shared_buffers:"
 			echo
-			row="| configuration"; sep="| ---"
-			for sb in $sb_sizes; do row="$row | $sb"; sep="$sep | ---"; done
-			echo "$row |"; echo "$sep |"
-			for config in $sb_configs; do
-				row="| $config"
-				for sb in $sb_sizes; do
-					row="$row | $(ratio "$(median "sbcurve-$sb" "$config" "$sc" 5)" "$(median "sbcurve-$sb" stock_fpw_off "$sc" 5)")"
-				done
-				echo "$row |"
-			done
+			sb_table sb_ratio_cell
 		fi
 		echo
 		echo "I/O during the runs (medians). Client backends' and the background writer's"
