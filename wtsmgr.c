@@ -178,7 +178,7 @@ wtsmgr_open(SMgrRelation reln)
 {
 	mdopen(reln);
 	wtsmgr_atomic_open(reln);
-	wtsmgr_stat_count(wtsmgr_find_tablespace(reln->smgr_rlocator.locator.spcOid),
+	wtsmgr_stat_count(((WtSMgrRelation) reln)->wt_tablespace,
 					  WTSMGR_STAT_OPENS, 1);
 }
 

@@ -189,7 +189,9 @@ wtsmgr_atomic_open(SMgrRelation reln)
 {
 	WtSMgrRelation wreln = (WtSMgrRelation) reln;
 
-	wreln->wt_tablespace = NULL;
+	/* known already, or looked up (and probed) on first write */
+	wreln->wt_tablespace =
+		wtsmgr_find_tablespace(reln->smgr_rlocator.locator.spcOid);
 	for (int fork = 0; fork <= MAX_FORKNUM; fork++)
 	{
 		wreln->wt_segs[fork] = NULL;

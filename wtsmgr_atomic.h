@@ -34,7 +34,8 @@ typedef struct WtsmgrSegment
 typedef struct WtSMgrRelationData
 {
 	SMgrRelationData reln;
-	WtsmgrTablespace *wt_tablespace;	/* NULL until first write */
+	WtsmgrTablespace *wt_tablespace;	/* NULL until known: see
+										 * wtsmgr_relation_tablespace() */
 
 	/* per fork, wt_nsegs[forknum] entries, indexed by segment number */
 	WtsmgrSegment *wt_segs[MAX_FORKNUM + 1];

@@ -214,20 +214,21 @@ wtsmgr_block_is_untorn(const RelFileLocator *rlocator, ForkNumber forknum,
 	WtsmgrTablespace *ts = wtsmgr_find_tablespace(rlocator->spcOid);
 	bool		untorn;
 
-	if (ts == NULL)
+	/* (a) and (b); everywhere else the answer is no, and not counted */
+	if (ts == NULL ||
+		wtsmgr_ts_decision(ts) != WTSMGR_FPI_SKIP ||
+		wtsmgr_ts_state(ts) != WTSMGR_TS_UNTORN)
 		return false;
 
-	untorn = wtsmgr_ts_decision(ts) == WTSMGR_FPI_SKIP &&
-		wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN;
-
 	/* (c): only once this checkpoint cycle has its announcement */
-	if (untorn && wtsmgr_ts_announced_redo(ts) != redo)
-	{
+	untorn = wtsmgr_ts_announced_redo(ts) == redo;
+	if (!untorn)
 		wake_announcer();
-		untorn = false;
-	}
 
-	/* every answer counts: one to the same question replaces it */
+	/*
+	 * A "no" here counts too: the record may be assembled again, after the
+	 * redo pointer moved, and its new answer replaces the earlier "yes".
+	 */
 	wtsmgr_stat_image_question(ts, rlocator, forknum, blkno, untorn);
 	return untorn;
 }
