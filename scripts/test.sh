@@ -15,9 +15,9 @@
 #    - the pg_regress tests in sql/ against a temporary instance with
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - the TAP tests that need small segments (t/010_small_segments.pl),
-#      and t/030_checkpoint_runs.pl again, whose runs must then be split at
-#      segment boundaries,
-#      against the debug-smallseg server;
+#      and t/030_checkpoint_runs.pl and t/031_bgwriter_runs.pl again, whose
+#      runs must then be split at segment boundaries, against the
+#      debug-smallseg server;
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
@@ -169,10 +169,11 @@ main_tap=$(cd "$work/src" && ls t/*.pl | grep -v '^t/010_small_segments\.pl$' | 
 run_suite tap "$count_prove" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck REGRESS= PROVE_FLAGS=-v \
 	PROVE_TESTS="$main_tap"
-# The TAP tests that need small segments, and t/030 again, split there.
+# The TAP tests that need small segments, and t/030 and t/031 again, whose
+# runs are split there.
 run_suite tap-smallseg "$count_prove" \
 	make -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" installcheck \
-	REGRESS= PROVE_TESTS='t/010_small_segments.pl t/030_checkpoint_runs.pl' PROVE_FLAGS=-v
+	REGRESS= PROVE_TESTS='t/010_small_segments.pl t/030_checkpoint_runs.pl t/031_bgwriter_runs.pl' PROVE_FLAGS=-v
 
 # PostgreSQL's own regression suite, on the atomic filesystem when there
 # is one, against a server with wtsmgr preloaded.

@@ -22,6 +22,9 @@
 #    Then, the same checks while PostgreSQL's own regression suite runs
 #    with default_tablespace = ts_audit (its tests may fail there; only its
 #    writes matter).
+#    Then, the same checks while the background writer writes runs of
+#    dirty blocks (the table's pages, aged by reads of a larger table), and
+#    among its writes, multi-block atomic units.
 # 2. The same with wtsmgr.durability = dsync: every write carries DSYNC.
 # 3. Control: the same cluster restarted without wtsmgr (after a clean
 #    shutdown, which is when that is allowed).  The same checks must flag
@@ -179,6 +182,64 @@ regress_workload()
 	q -d postgres -c "ALTER SYSTEM RESET default_tablespace" \
 		-c "SELECT pg_reload_conf()" >/dev/null
 	q -d postgres -c CHECKPOINT
+}
+
+# The background writer's runs: dirty every page of a table in ts_audit,
+# then read a table of pg_default larger than shared_buffers a few blocks at
+# a time, so that the clock sweep ages the dirty buffers into replacement
+# candidates and the background writer, kept ahead of it by these settings,
+# writes them, until it has written as many blocks as the table has (or 30
+# passes over the large table).
+bgwriter_workload()
+{
+	local phase=$1 pass want
+	q -d postgres -c "ALTER SYSTEM SET bgwriter_delay = '10ms'" \
+		-c "ALTER SYSTEM SET bgwriter_lru_maxpages = 1000" \
+		-c "ALTER SYSTEM SET bgwriter_lru_multiplier = 10" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	q -d audit >/dev/null <<SQL
+CREATE EXTENSION IF NOT EXISTS pg_prewarm;
+DROP TABLE IF EXISTS bgw_dirty, bgw_big;
+CREATE TABLE bgw_dirty (id int, v int, pad text) WITH (fillfactor = 50);
+INSERT INTO bgw_dirty SELECT g, 0, repeat('x', 200) FROM generate_series(1, 5000) g;
+CREATE TABLE bgw_big (id int, pad text) TABLESPACE pg_default;
+INSERT INTO bgw_big SELECT g, repeat('y', 500) FROM generate_series(1, 40000) g;
+VACUUM (FREEZE) bgw_big;
+CHECKPOINT;
+SELECT pg_stat_reset_shared('io');
+UPDATE bgw_dirty SET v = v + id % 97;
+SQL
+	want=$(q -d audit -c "SELECT pg_relation_size('bgw_dirty') / 8192")
+	for pass in $(seq 1 30); do
+		q -d audit >/dev/null <<'SQL'
+DO $$
+DECLARE
+	nblocks int := pg_relation_size('bgw_big') / 8192;
+BEGIN
+	FOR i IN 0 .. (nblocks - 1) / 32 LOOP
+		PERFORM pg_prewarm('bgw_big', 'buffer', 'main', i * 32,
+						   least(i * 32 + 31, nblocks - 1));
+		PERFORM pg_sleep(0.002);
+	END LOOP;
+END $$;
+SQL
+		[ "$(q -d audit -c "SELECT coalesce(sum(write_bytes), 0) / 8192 >= $want FROM pg_stat_io
+			WHERE backend_type = 'background writer'")" = t ] && break
+	done
+	q -d postgres -c "ALTER SYSTEM RESET bgwriter_delay" \
+		-c "ALTER SYSTEM RESET bgwriter_lru_maxpages" \
+		-c "ALTER SYSTEM RESET bgwriter_lru_multiplier" \
+		-c "SELECT pg_reload_conf()" >/dev/null
+	q -d audit -c CHECKPOINT
+}
+
+# Count the ATOMIC direct writes longer than a block in trace $1 by the
+# process $2 (or the io_uring workers of that process, iou-wrk-$2).
+multi_block_writes_by()
+{
+	perl -ne 'BEGIN { $pid = shift } $n++ if /^\s*(?:postgres|iou-wrk)-$pid(?:-\d+)?\s+\[/ &&
+		/iomap_dio_rw_begin:.* length 0x([0-9a-f]+) .*ATOMIC/ && hex($1) > 8192;
+		END { print $n + 0, "\n" }' "$2" "$1"
 }
 
 # Classify a saved trace: every write to a relation file of ts_audit, or to
@@ -369,6 +430,17 @@ tap_check "$([ "${w:-0}" -gt 1000 ] && [ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1
 tap_check "$([ "$buf" = 0 ] && [ "$unf" = 0 ] && echo 1)" \
 	"regress: no buffered write to them ($buf), every file fsynced by the checkpoint ($unf not)"
 
+# Phase 1c: the background writer's runs (core patch 0006).
+traced_phase bgwriter bgwriter_workload
+audit bgwriter 0 1 "$workdir/bgwriter.flagged"
+bgw_pid=$(q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'background writer'")
+bgw_multi=$(multi_block_writes_by "$workdir/bgwriter.trace" "$bgw_pid")
+echo "# bgwriter: $w direct writes to relation files of ts_audit, $a ATOMIC, $b flagged; $buf buffered writes to them; $unf written files not fsynced by the checkpoint; $bgw_multi multi-block atomic writes by the background writer (pid $bgw_pid)"
+tap_check "$([ "${w:-0}" -gt 100 ] && [ "$b" = 0 ] && [ "$a" = "$w" ] && [ "$buf" = 0 ] && [ "$unf" = 0 ] && echo 1)" \
+	"bgwriter: every write is atomic, as above, and fsynced by the checkpoint ($a of $w)"
+tap_check "$([ "$bgw_multi" -gt 0 ] && echo 1)" \
+	"bgwriter: the background writer wrote multi-block atomic units ($bgw_multi)"
+
 # Phase 2: durability dsync.
 q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = dsync" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 2
@@ -390,7 +462,7 @@ echo "# control (no wtsmgr): $w direct writes to relation files of ts_audit, $a 
 sed -n 's/^/# flagged: /; 1,3p' "$workdir/control.flagged"
 tap_check "$([ "${buf:-0}" -gt 0 ] && echo 1)" "control: the audit flags the stock server's buffered writes ($buf)"
 
-for phase in fsync regress dsync; do
+for phase in fsync regress bgwriter dsync; do
 	if [ -s "$workdir/$phase.flagged" ]; then
 		sed 's/^/# flagged: /' "$workdir/$phase.flagged"
 	fi
