@@ -93,6 +93,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
 
@@ -130,13 +131,18 @@ typedef enum WtsmgrFpiDecision
 	WTSMGR_FPI_SWITCHED_OFF,	/* wtsmgr.skip_full_page_images is off */
 	WTSMGR_FPI_LISTED,			/* in wtsmgr.keep_full_page_images_tablespaces */
 	WTSMGR_FPI_DROPPED,			/* dropped: its directory is gone */
+	WTSMGR_FPI_UNRESOLVED,		/* the keep-list cannot be looked up */
 } WtsmgrFpiDecision;
+
+/* the longest wait between two attempts to connect to wtsmgr.database */
+#define ANNOUNCER_MAX_CONNECT_DELAY 60000L
 
 /* The announcer, in shared memory */
 typedef struct WtsmgrAnnouncer
 {
 	pg_atomic_uint32 procno;	/* its ProcNumber, or INVALID_PROC_NUMBER */
 	pg_atomic_uint32 wakeup;	/* its latch is set already */
+	pg_atomic_uint32 connect_failures;	/* attempts to connect that failed */
 } WtsmgrAnnouncer;
 
 static WtsmgrAnnouncer *Announcer = NULL;
@@ -198,6 +204,7 @@ wtsmgr_fpi_shmem_startup(void)
 	{
 		pg_atomic_init_u32(&Announcer->procno, (uint32) INVALID_PROC_NUMBER);
 		pg_atomic_init_u32(&Announcer->wakeup, 0);
+		pg_atomic_init_u32(&Announcer->connect_failures, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -255,6 +262,8 @@ wtsmgr_fpi_decision(WtsmgrTablespace *ts)
 			return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
 		case WTSMGR_FPI_DROPPED:
 			return "kept: tablespace dropped";
+		case WTSMGR_FPI_UNRESOLVED:
+			return "kept: cannot connect to wtsmgr.database";
 		case WTSMGR_FPI_SWITCHED_OFF:
 			return "kept: wtsmgr.skip_full_page_images is off";
 		case WTSMGR_FPI_UNDECIDED:
@@ -390,6 +399,86 @@ oid_listed(Oid spcoid, const Oid *oids, int noids)
 }
 
 /*
+ * Connect this process to wtsmgr.database, for resolve_keep_list(), and
+ * return true.
+ *
+ * A connection that fails ends the process (FATAL), and the postmaster
+ * starts it again.  Until one succeeds, the keep-list cannot be read, so
+ * every tablespace keeps its images, whatever was decided before; the
+ * decision is set to say so before each attempt.  The attempts after a
+ * failure are spaced out, doubling up to a minute, so that a missing
+ * database does not fill the log, and each one says what is going on.
+ *
+ * Returns false, not connected, if the keep-list became empty while we
+ * waited: the caller then has no name to look up.
+ */
+static bool
+announcer_connect(void)
+{
+	uint32		failures = pg_atomic_read_u32(&Announcer->connect_failures);
+	uint32		n = wtsmgr_registry_count();
+
+	for (uint32 t = 0; t < n; t++)
+		wtsmgr_ts_set_decision(wtsmgr_registry_entry(t),
+							   WTSMGR_FPI_UNRESOLVED);
+
+	if (failures > 0)
+	{
+		long		delay = Min(1000L << Min(failures - 1, 6),
+								ANNOUNCER_MAX_CONNECT_DELAY);
+		TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														delay);
+		List	   *names;
+		bool		listed;
+
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("wtsmgr could not connect to database \"%s\" to look up the tablespaces in \"%s\"",
+						announcer_database,
+						"wtsmgr.keep_full_page_images_tablespaces"),
+				 errdetail_plural("%u attempt has failed; the next one is in %ld s. Until one succeeds, every tablespace keeps its full-page images.",
+								  "%u attempts have failed; the next one is in %ld s. Until one succeeds, every tablespace keeps its full-page images.",
+								  failures, failures, delay / 1000),
+				 errhint("The server log says why the last attempt failed. Create the database, or set \"%s\" to an existing database and restart the server.",
+						 "wtsmgr.database")));
+
+		/* SIGTERM ends the wait; the latch is set for other reasons too */
+		while (GetCurrentTimestamp() < until)
+		{
+			CHECK_FOR_INTERRUPTS();
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																	until)),
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+
+		/* the list may have been emptied meanwhile */
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		(void) parse_keep_list(keep_fpi_tablespaces, &names);
+		listed = (names != NIL);
+		list_free(names);
+		if (!listed)
+			return false;
+	}
+
+	pg_atomic_fetch_add_u32(&Announcer->connect_failures, 1);
+	BackgroundWorkerInitializeConnection(announcer_database, NULL, 0);
+	pg_atomic_write_u32(&Announcer->connect_failures, 0);
+	if (failures > 0)
+		ereport(LOG,
+				(errmsg("wtsmgr connected to database \"%s\" to look up the tablespaces in \"%s\"",
+						announcer_database,
+						"wtsmgr.keep_full_page_images_tablespaces")));
+	return true;
+}
+
+/*
  * Resolve the keep-list's names to tablespace OIDs, into *oids (allocated in
  * the caller's memory context).  Names are looked up in pg_tablespace, a
  * shared catalog that is readable only with a database connection (unlike
@@ -407,15 +496,17 @@ resolve_keep_list(Oid **oids)
 
 	/* the GUC check hook has accepted the syntax */
 	(void) parse_keep_list(keep_fpi_tablespaces, &names);
+	if (names != NIL && !connected)
+	{
+		/* this may wait, and the settings may be reloaded meanwhile */
+		connected = announcer_connect();
+		list_free(names);
+		(void) parse_keep_list(keep_fpi_tablespaces, &names);
+	}
 	*oids = palloc(sizeof(Oid) * Max(list_length(names), 1));
 	if (names == NIL)
 		return 0;
-
-	if (!connected)
-	{
-		BackgroundWorkerInitializeConnection(announcer_database, NULL, 0);
-		connected = true;
-	}
+	Assert(connected);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();

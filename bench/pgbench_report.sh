@@ -48,6 +48,7 @@
 # wal_fpi (pg_stat_wal), checkpoints and their write and sync time
 # (pg_stat_checkpointer), pg_stat_io relation reads and writes with their
 # times for client backends, the checkpointer and the background writer,
+# the checkpointer's and the background writer's blocks per write call,
 # and wtsmgr's blocks per atomic unit (wtsmgr_stat_io); runs.tsv also gets
 # the client backends' evictions, pg_stat_bgwriter's buffers_clean and
 # maxwritten_clean, and the blocks read from and written to the data
@@ -393,6 +394,13 @@ run()
 	extra="$extra $(echo $dev0 $dev1 | awk '{ if ($1 == "-") print "- -"; else printf "%d %d\n", ($3 - $1) / 16, ($4 - $2) / 16 }')"
 	q -q -c 'CHECKPOINT'
 	ck=$(q -c "$(io_sql checkpointer)")
+	# blocks per write call (pg_stat_io counts a combined write as one)
+	local per_call
+	per_call=$(q -c "SELECT concat_ws(' ',
+		coalesce(max(round(b / nullif(w, 0), 2)) FILTER (WHERE bt = 'checkpointer')::text, '-'),
+		coalesce(max(round(b / nullif(w, 0), 2)) FILTER (WHERE bt = 'background writer')::text, '-'))
+		FROM (SELECT backend_type AS bt, sum(write_bytes) / 8192.0 AS b, sum(writes) AS w
+			FROM pg_stat_io WHERE object = 'relation' GROUP BY 1) s")
 	stats="$stats $(q -c "SELECT concat_ws(' ', num_done, round(write_time::numeric / 1000, 1),
 		round(sync_time::numeric / 1000, 1)) FROM pg_stat_checkpointer")"
 	local mixed=""
@@ -437,8 +445,9 @@ run()
 	# checkpointer, 27-32 bgwriter (reads, ms, µs/read, writes, ms,
 	# µs/write), 33 wtsmgr blocks per atomic unit, 34 shared_buffers, 35
 	# client backend evictions, 36 buffers_clean, 37 maxwritten_clean, 38
-	# and 39 8 kB blocks read from and written to the data device
-	echo "$scen $config $scale $rep $tps $summary $p99 $walpt $2 $3 $4 $5 $cb $ck $bw $bpu $sb $extra" >>"$results"
+	# and 39 8 kB blocks read from and written to the data device, 40 and
+	# 41 blocks per write call of the checkpointer and the bgwriter
+	echo "$scen $config $scale $rep $tps $summary $p99 $walpt $2 $3 $4 $5 $cb $ck $bw $bpu $sb $extra $per_call" >>"$results"
 	say "$tag: tps ${tps%.*}, sd/CoV/zero-s $summary, WAL/txn $walpt, fpi $2; io: client $cb; checkpointer $ck; bgwriter $bw; blocks/unit $bpu; evictions, clean, maxwritten, device r/w $extra"
 }
 
@@ -597,10 +606,12 @@ report=$out/report.md
 	echo "background writer, the time they took (track_io_timing) and the time per block."
 	echo "The checkpointer's include the checkpoint in progress at the end of the run,"
 	echo "finished by a CHECKPOINT once pgbench has stopped. Blocks per atomic unit:"
-	echo "wtsmgr_stat_io writes / atomic_units, all writers."
+	echo "wtsmgr_stat_io writes / atomic_units, all writers. Blocks per call: blocks"
+	echo "written per write call (pg_stat_io write_bytes / writes; patches 0005 and 0006"
+	echo "combine the checkpointer's and the background writer's)."
 	echo
-	echo "| scenario | configuration | backend | reads | read ms | µs/read | writes | write ms | µs/write | blocks/atomic unit |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	echo "| scenario | configuration | backend | reads | read ms | µs/read | writes | write ms | µs/write | blocks per call | blocks/atomic unit |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for scen in $scenarios; do
 		if [ "$scen" = capped ]; then sc=$capped_scale; cfgs=$capped_configs; else sc=$scales; cfgs=$uncapped_configs; fi
 		for scale in $sc; do
@@ -611,9 +622,11 @@ report=$out/report.md
 					for j in 0 1 2 3 4 5; do
 						row="$row | $(fmt "$(median "$scen" "$config" "$scale" $((k + j)))" %.0f)"
 					done
-					bpu=-
+					bpu=- calls=-
 					[ "${bt%:*}" = checkpointer ] && bpu=$(fmt "$(median "$scen" "$config" "$scale" 33)" %.2f)
-					echo "$row | $bpu |"
+					[ "${bt%:*}" = checkpointer ] && calls=$(fmt "$(median "$scen" "$config" "$scale" 40)" %.2f)
+					[ "${bt%:*}" = "background writer" ] && calls=$(fmt "$(median "$scen" "$config" "$scale" 41)" %.2f)
+					echo "$row | $calls | $bpu |"
 				done
 			done
 		done
@@ -774,7 +787,8 @@ fi
 {
 	echo "# scenario config scale repeat tps tps_sd cov zero_s p99_ms wal_bytes_per_txn wal_fpi checkpoints ckpt_write_s ckpt_sync_s" \
 		"$(for b in client ckpt bgw; do printf '%s_reads %s_read_ms %s_us_per_read %s_writes %s_write_ms %s_us_per_write ' $b $b $b $b $b $b; done)blocks_per_atomic_unit" \
-		"shared_buffers client_evictions buffers_clean maxwritten_clean device_read_blocks device_write_blocks"
+		"shared_buffers client_evictions buffers_clean maxwritten_clean device_read_blocks device_write_blocks" \
+		"ckpt_blocks_per_call bgw_blocks_per_call"
 	cat "$results"
 } >"$out/runs.tsv"
 
