@@ -37,26 +37,7 @@ track_io_timing = on
 },
 	extensions => ['amcheck']);
 
-create_tablespaces(
-	$node,
-	ts_atomic => "$atomic_dir/ts_runs_$$",
-	ts_plain => $node->basedir . '/ts_plain');
-for my $ts ('ts_atomic', 'ts_plain')
-{
-	$node->safe_psql(
-		'postgres', qq{
-	CREATE TABLE t_$ts (id int PRIMARY KEY, v int, pad text)
-	  WITH (fillfactor = 50) TABLESPACE $ts;
-	INSERT INTO t_$ts SELECT g, 0, repeat('x', 200) FROM generate_series(1, 20000) g});
-}
-
-# (tablespaces are probed when their first relation is created)
-is( $node->safe_psql(
-		'postgres',
-		q{SELECT string_agg(untorn_blocks::text, ',' ORDER BY tablespace)
-		  FROM wtsmgr_tablespaces WHERE tablespace IN ('ts_atomic', 'ts_plain')}),
-	'true,false',
-	'one untorn tablespace, one written by md.c');
+twin_tables($node, "$atomic_dir/ts_runs_$$", 20000);
 
 # Dirty every page of both tables, then let the checkpointer write them.
 sub dirty_and_checkpoint
@@ -77,11 +58,6 @@ sub dirty_and_checkpoint
 	  AND context = 'normal'});
 }
 
-my $fingerprint = sub {
-	my ($ts) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT md5(string_agg(id || ':' || v || ':' || pad, ',' ORDER BY id)) FROM t_$ts");
-};
 
 # Control: one block per write call, as stock PostgreSQL writes.
 $node->safe_psql('postgres', 'ALTER SYSTEM SET io_combine_limit = 1');
@@ -100,9 +76,7 @@ cmp_ok($per_write, '>', 4,
 cmp_ok($w16, '<', $w1 / 4, 'far fewer write calls than one per block');
 # With small segment files (the debug-smallseg server), runs stop at segment
 # boundaries, which md.c and wtsmgr cannot write across in one call.
-my $seg_blocks = $node->safe_psql('postgres',
-	q{SELECT setting::int * 8192 / current_setting('block_size')::int
-	  FROM pg_settings WHERE name = 'segment_size'});
+my $seg_blocks = segment_blocks($node);
 cmp_ok($per_write, '<=', $seg_blocks,
 	"no checkpoint write spans more than a segment ($seg_blocks blocks)");
 cmp_ok(
@@ -110,7 +84,8 @@ cmp_ok(
 		q{SELECT batches + atomic_units FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
 	'>', 0, 'wtsmgr wrote the runs in atomic units');
 
-is($fingerprint->('ts_atomic'), $fingerprint->('ts_plain'),
+is( twin_fingerprint($node, 'ts_atomic'),
+	twin_fingerprint($node, 'ts_plain'),
 	'the runs left the same data as md.c');
 
 # A crash after the runs, with more changes since.
@@ -119,15 +94,6 @@ for my $ts ('ts_atomic', 'ts_plain')
 {
 	$node->safe_psql('postgres', "UPDATE t_$ts SET v = v + 1 WHERE id % 3 = 0");
 }
-my $expect = $fingerprint->('ts_plain');
-$node->stop('immediate');
-$node->start;
-is($fingerprint->('ts_atomic'), $expect, 'after a crash, the data is the same as md.c\'s');
-is($fingerprint->('ts_plain'), $expect, 'and md.c\'s is unchanged');
-$node->command_ok([ 'pg_amcheck', '--heapallindexed', 'postgres' ],
-	'pg_amcheck finds nothing wrong');
-$node->stop;
-$node->command_ok([ 'pg_checksums', '--check', '--pgdata' => $node->data_dir ],
-	'pg_checksums finds nothing wrong');
+twin_crash_check($node);
 
 done_testing();

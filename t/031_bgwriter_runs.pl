@@ -46,18 +46,7 @@ track_io_timing = on
 },
 	extensions => ['amcheck']);
 
-create_tablespaces(
-	$node,
-	ts_atomic => "$atomic_dir/ts_bgw_$$",
-	ts_plain => $node->basedir . '/ts_plain');
-for my $ts ('ts_atomic', 'ts_plain')
-{
-	$node->safe_psql(
-		'postgres', qq{
-	CREATE TABLE t_$ts (id int PRIMARY KEY, v int, pad text)
-	  WITH (fillfactor = 50) TABLESPACE $ts;
-	INSERT INTO t_$ts SELECT g, 0, repeat('x', 200) FROM generate_series(1, 5000) g});
-}
+twin_tables($node, "$atomic_dir/ts_bgw_$$", 5000);
 # The table whose reads move the clock sweep: larger than shared_buffers,
 # frozen so that reading it dirties nothing, read by index (a sequential
 # scan of a large table would recycle a small ring of buffers instead).
@@ -67,13 +56,6 @@ $node->safe_psql(
 	INSERT INTO big SELECT g, repeat('y', 500) FROM generate_series(1, 40000) g;
 	VACUUM (FREEZE) big;
 	CHECKPOINT});
-
-is( $node->safe_psql(
-		'postgres',
-		q{SELECT string_agg(untorn_blocks::text, ',' ORDER BY tablespace)
-		  FROM wtsmgr_tablespaces WHERE tablespace IN ('ts_atomic', 'ts_plain')}),
-	'true,false',
-	'one untorn tablespace, one written by md.c');
 
 my $bgwriter_io = q{
 	SELECT writes || '|' || write_bytes FROM pg_stat_io
@@ -116,11 +98,6 @@ sub dirty_and_age
 	return $io;
 }
 
-my $fingerprint = sub {
-	my ($ts) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT md5(string_agg(id || ':' || v || ':' || pad, ',' ORDER BY id)) FROM t_$ts");
-};
 my $table_blocks = $node->safe_psql('postgres',
 	q{SELECT pg_relation_size('t_ts_atomic') / 8192});
 
@@ -140,28 +117,17 @@ cmp_ok($b16 / 8192, '>', 100,
 cmp_ok($per_write, '>', 2,
 	sprintf('%.1f blocks per background writer write (%d writes)',
 		$per_write, $w16));
-my $seg_blocks = $node->safe_psql('postgres',
-	q{SELECT setting::int * 8192 / current_setting('block_size')::int
-	  FROM pg_settings WHERE name = 'segment_size'});
+my $seg_blocks = segment_blocks($node);
 cmp_ok($per_write, '<=', $seg_blocks,
 	"no background writer write spans more than a segment ($seg_blocks blocks)");
-is($fingerprint->('ts_atomic'), $fingerprint->('ts_plain'),
+is( twin_fingerprint($node, 'ts_atomic'),
+	twin_fingerprint($node, 'ts_plain'),
 	'the runs left the same data as md.c');
 
 # A crash after the background writer's runs, with no checkpoint since the
 # changes: recovery replays them onto the pages the runs wrote, with no
 # page images in the untorn tablespace.
 dirty_and_age(3, $table_blocks);
-my $expect = $fingerprint->('ts_plain');
-$node->stop('immediate');
-$node->start;
-is($fingerprint->('ts_atomic'), $expect,
-	'after a crash, the data is the same as md.c\'s');
-is($fingerprint->('ts_plain'), $expect, 'and md.c\'s is unchanged');
-$node->command_ok([ 'pg_amcheck', '--heapallindexed', 'postgres' ],
-	'pg_amcheck finds nothing wrong');
-$node->stop;
-$node->command_ok([ 'pg_checksums', '--check', '--pgdata' => $node->data_dir ],
-	'pg_checksums finds nothing wrong');
+twin_crash_check($node);
 
 done_testing();

@@ -20,7 +20,8 @@ our @EXPORT = qw(
   prerequisite_missing required_dir atomic_dir full_dir required_program
   test_module new_wtsmgr_node create_tablespaces tablespace_oid
   relation_file untorn_tablespaces evict_block_sql alter_system wait_until
-  wait_for_changed_blocks wait_for_decision first_touches);
+  wait_for_changed_blocks wait_for_decision first_touches twin_tables
+  twin_fingerprint twin_crash_check segment_blocks);
 
 # The rule for a missing prerequisite (a directory, a program, an
 # extension, the test-only module...): outside CI the whole test is
@@ -325,6 +326,77 @@ sub first_touches
 		after_without_image => $v[4],
 		cycles => $v[5],
 	};
+}
+
+# Twin tables for comparing wtsmgr's writes with md.c's: tablespace
+# ts_atomic in $atomic_location (untorn) and ts_plain in the node's base
+# directory (written by md.c), each with a table t_<tablespace> of $rows
+# rows at fillfactor 50; checks that exactly ts_atomic is untorn.
+sub twin_tables
+{
+	my ($node, $atomic_location, $rows) = @_;
+	create_tablespaces(
+		$node,
+		ts_atomic => $atomic_location,
+		ts_plain => $node->basedir . '/ts_plain');
+	for my $ts ('ts_atomic', 'ts_plain')
+	{
+		$node->safe_psql(
+			'postgres', qq{
+	CREATE TABLE t_$ts (id int PRIMARY KEY, v int, pad text)
+	  WITH (fillfactor = 50) TABLESPACE $ts;
+	INSERT INTO t_$ts SELECT g, 0, repeat('x', 200) FROM generate_series(1, $rows) g});
+	}
+	# (tablespaces are probed when their first relation is created)
+	Test::More::is(
+		$node->safe_psql(
+			'postgres',
+			q{SELECT string_agg(untorn_blocks::text, ',' ORDER BY tablespace)
+		  FROM wtsmgr_tablespaces WHERE tablespace IN ('ts_atomic', 'ts_plain')}),
+		'true,false',
+		'one untorn tablespace, one written by md.c');
+	return;
+}
+
+# A fingerprint of every row of twin table t_$ts.
+sub twin_fingerprint
+{
+	my ($node, $ts) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT md5(string_agg(id || ':' || v || ':' || pad, ',' ORDER BY id)) FROM t_$ts"
+	);
+}
+
+# Crash the node (immediate stop) and start it again: the twin tables must
+# then hold what ts_plain held before the crash, and pg_amcheck and (after
+# a clean stop, which this leaves the node in) pg_checksums must find
+# nothing wrong.  Needs amcheck in the postgres database.
+sub twin_crash_check
+{
+	my ($node) = @_;
+	my $expect = twin_fingerprint($node, 'ts_plain');
+	$node->stop('immediate');
+	$node->start;
+	Test::More::is(twin_fingerprint($node, 'ts_atomic'),
+		$expect, 'after a crash, the data is the same as md.c\'s');
+	Test::More::is(twin_fingerprint($node, 'ts_plain'),
+		$expect, 'and md.c\'s is unchanged');
+	$node->command_ok([ 'pg_amcheck', '--heapallindexed', 'postgres' ],
+		'pg_amcheck finds nothing wrong');
+	$node->stop;
+	$node->command_ok(
+		[ 'pg_checksums', '--check', '--pgdata' => $node->data_dir ],
+		'pg_checksums finds nothing wrong');
+	return;
+}
+
+# How many blocks a segment file holds on this server.
+sub segment_blocks
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		q{SELECT setting::int * 8192 / current_setting('block_size')::int
+	  FROM pg_settings WHERE name = 'segment_size'});
 }
 
 1;
