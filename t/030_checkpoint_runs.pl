@@ -76,7 +76,7 @@ cmp_ok($per_write, '>', 4,
 cmp_ok($w16, '<', $w1 / 4, 'far fewer write calls than one per block');
 # With small segment files (the debug-smallseg server), runs stop at segment
 # boundaries, which md.c and wtsmgr cannot write across in one call.
-my $seg_blocks = segment_blocks($node);
+my $seg_blocks = blocks_per_segment($node);
 cmp_ok($per_write, '<=', $seg_blocks,
 	"no checkpoint write spans more than a segment ($seg_blocks blocks)");
 cmp_ok(

@@ -117,7 +117,7 @@ cmp_ok($b16 / 8192, '>', 100,
 cmp_ok($per_write, '>', 2,
 	sprintf('%.1f blocks per background writer write (%d writes)',
 		$per_write, $w16));
-my $seg_blocks = segment_blocks($node);
+my $seg_blocks = blocks_per_segment($node);
 cmp_ok($per_write, '<=', $seg_blocks,
 	"no background writer write spans more than a segment ($seg_blocks blocks)");
 is( twin_fingerprint($node, 'ts_atomic'),

@@ -21,7 +21,7 @@ our @EXPORT = qw(
   test_module new_wtsmgr_node create_tablespaces tablespace_oid
   relation_file untorn_tablespaces evict_block_sql alter_system wait_until
   wait_for_changed_blocks wait_for_decision first_touches twin_tables
-  twin_fingerprint twin_crash_check segment_blocks);
+  twin_fingerprint twin_crash_check blocks_per_segment);
 
 # The rule for a missing prerequisite (a directory, a program, an
 # extension, the test-only module...): outside CI the whole test is
@@ -391,7 +391,7 @@ sub twin_crash_check
 }
 
 # How many blocks a segment file holds on this server.
-sub segment_blocks
+sub blocks_per_segment
 {
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
