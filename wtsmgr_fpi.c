@@ -399,75 +399,70 @@ oid_listed(Oid spcoid, const Oid *oids, int noids)
 }
 
 /*
- * Connect this process to wtsmgr.database, for resolve_keep_list(), and
- * return true.
+ * Before the announcer connects to wtsmgr.database, for resolve_keep_list().
  *
  * A connection that fails ends the process (FATAL), and the postmaster
  * starts it again.  Until one succeeds, the keep-list cannot be read, so
  * every tablespace keeps its images, whatever was decided before; the
  * decision is set to say so before each attempt.  The attempts after a
  * failure are spaced out, doubling up to a minute, so that a missing
- * database does not fill the log, and each one says what is going on.
- *
- * Returns false, not connected, if the keep-list became empty while we
- * waited: the caller then has no name to look up.
+ * database does not fill the log, and each one says what is going on.  The
+ * settings may be reloaded while we wait.
  */
-static bool
-announcer_connect(void)
+static void
+announcer_wait_to_connect(void)
 {
 	uint32		failures = pg_atomic_read_u32(&Announcer->connect_failures);
 	uint32		n = wtsmgr_registry_count();
+	long		delay;
+	TimestampTz until;
 
 	for (uint32 t = 0; t < n; t++)
 		wtsmgr_ts_set_decision(wtsmgr_registry_entry(t),
 							   WTSMGR_FPI_UNRESOLVED);
+	if (failures == 0)
+		return;
 
-	if (failures > 0)
+	delay = Min(1000L << Min(failures - 1, 6), ANNOUNCER_MAX_CONNECT_DELAY);
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("wtsmgr could not connect to database \"%s\" to look up the tablespaces in \"%s\"",
+					announcer_database,
+					"wtsmgr.keep_full_page_images_tablespaces"),
+			 errdetail_plural("%u attempt has failed; the next one is in %ld s. Until one succeeds, every tablespace keeps its full-page images.",
+							  "%u attempts have failed; the next one is in %ld s. Until one succeeds, every tablespace keeps its full-page images.",
+							  failures, failures, delay / 1000),
+			 errhint("The server log says why the last attempt failed. Create the database, or set \"%s\" to an existing database and restart the server.",
+					 "wtsmgr.database")));
+
+	/* SIGTERM ends the wait; the latch is set for other reasons too */
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+	while (GetCurrentTimestamp() < until)
 	{
-		long		delay = Min(1000L << Min(failures - 1, 6),
-								ANNOUNCER_MAX_CONNECT_DELAY);
-		TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														delay);
-		List	   *names;
-		bool		listed;
-
-		ereport(WARNING,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("wtsmgr could not connect to database \"%s\" to look up the tablespaces in \"%s\"",
-						announcer_database,
-						"wtsmgr.keep_full_page_images_tablespaces"),
-				 errdetail_plural("%u attempt has failed; the next one is in %ld s. Until one succeeds, every tablespace keeps its full-page images.",
-								  "%u attempts have failed; the next one is in %ld s. Until one succeeds, every tablespace keeps its full-page images.",
-								  failures, failures, delay / 1000),
-				 errhint("The server log says why the last attempt failed. Create the database, or set \"%s\" to an existing database and restart the server.",
-						 "wtsmgr.database")));
-
-		/* SIGTERM ends the wait; the latch is set for other reasons too */
-		while (GetCurrentTimestamp() < until)
-		{
-			CHECK_FOR_INTERRUPTS();
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-																	until)),
-							 PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-		}
-
-		/* the list may have been emptied meanwhile */
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		(void) parse_keep_list(keep_fpi_tablespaces, &names);
-		listed = (names != NIL);
-		list_free(names);
-		if (!listed)
-			return false;
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																until)),
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 	}
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
 
-	pg_atomic_fetch_add_u32(&Announcer->connect_failures, 1);
+/*
+ * Connect this process to wtsmgr.database, counting the attempt as failed
+ * until it has succeeded (a failure does not return).
+ */
+static void
+announcer_connect(void)
+{
+	uint32		failures = pg_atomic_fetch_add_u32(&Announcer->connect_failures, 1);
+
 	BackgroundWorkerInitializeConnection(announcer_database, NULL, 0);
 	pg_atomic_write_u32(&Announcer->connect_failures, 0);
 	if (failures > 0)
@@ -475,7 +470,6 @@ announcer_connect(void)
 				(errmsg("wtsmgr connected to database \"%s\" to look up the tablespaces in \"%s\"",
 						announcer_database,
 						"wtsmgr.keep_full_page_images_tablespaces")));
-	return true;
 }
 
 /*
@@ -498,15 +492,19 @@ resolve_keep_list(Oid **oids)
 	(void) parse_keep_list(keep_fpi_tablespaces, &names);
 	if (names != NIL && !connected)
 	{
-		/* this may wait, and the settings may be reloaded meanwhile */
-		connected = announcer_connect();
+		/* the list may be emptied while we wait */
+		announcer_wait_to_connect();
 		list_free(names);
 		(void) parse_keep_list(keep_fpi_tablespaces, &names);
+		if (names != NIL)
+		{
+			announcer_connect();
+			connected = true;
+		}
 	}
 	*oids = palloc(sizeof(Oid) * Max(list_length(names), 1));
 	if (names == NIL)
 		return 0;
-	Assert(connected);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
