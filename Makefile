@@ -12,6 +12,7 @@ OBJS = \
 	$(WIN32RES) \
 	wtsmgr.o \
 	wtsmgr_atomic.o \
+	wtsmgr_doublewrite.o \
 	wtsmgr_fpi.o \
 	wtsmgr_registry.o \
 	wtsmgr_sql.o \
@@ -32,7 +33,6 @@ EXTRA_CLEAN = tmp_check_regress test/split_test .pg_config_stamp
 # The library reports the version in wtsmgr.control.
 WTSMGR_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))wtsmgr.control)
 PG_CPPFLAGS = -DWTSMGR_VERSION='"$(WTSMGR_VERSION)"'
-SHLIB_LINK = -luring
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -58,9 +58,10 @@ $(OBJS): .pg_config_stamp
 wtsmgr_statx.o: wtsmgr_statx.h
 wtsmgr_registry.o: wtsmgr_registry.h wtsmgr_statx.h
 wtsmgr_stats.o: wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
-wtsmgr_atomic.o: wtsmgr_atomic.h wtsmgr_split.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
+wtsmgr_doublewrite.o: wtsmgr_doublewrite.h
+wtsmgr_atomic.o: wtsmgr_atomic.h wtsmgr_doublewrite.h wtsmgr_split.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
 wtsmgr_fpi.o: wtsmgr_fpi.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
-wtsmgr.o: wtsmgr.h wtsmgr_atomic.h wtsmgr_fpi.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
+wtsmgr.o: wtsmgr.h wtsmgr_atomic.h wtsmgr_doublewrite.h wtsmgr_fpi.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
 wtsmgr_sql.o: wtsmgr.h wtsmgr_fpi.h wtsmgr_stats.h wtsmgr_registry.h wtsmgr_statx.h
 .pg_config_stamp: FORCE
 	@echo '$(shell $(PG_CONFIG) --bindir) $(shell $(PG_CONFIG) --configure)' | cmp -s - $@ || \

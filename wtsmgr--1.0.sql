@@ -51,6 +51,10 @@ AS 'MODULE_PATHNAME', 'wtsmgr_statx'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
 -- One row per tablespace: what the last probe found and what wtsmgr decided.
+-- write_path: 'atomic', 'doublewrite' (every write through the doublewrite
+-- area) or 'md'; last_fallback and fallback_cause: when writes last went
+-- through the doublewrite area (or as plain writes of new blocks) instead of
+-- atomic writes, and why.
 CREATE FUNCTION wtsmgr_tablespaces(
     OUT tablespace name,
     OUT spcoid oid,
@@ -64,14 +68,15 @@ CREATE FUNCTION wtsmgr_tablespaces(
     OUT atomic_segments_max bigint,
     OUT dio_mem_align bigint,
     OUT dio_offset_align bigint,
-    OUT io_method text,
+    OUT write_path text,
     OUT atomic_writes_by text,
     OUT extent_size_hint int,
     OUT untorn_blocks bool,
     OUT full_page_images text,
     OUT reason text,
     OUT probed_at timestamptz,
-    OUT replay_unsafe bool)
+    OUT last_fallback timestamptz,
+    OUT fallback_cause text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'wtsmgr_tablespaces'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
@@ -113,6 +118,8 @@ CREATE FUNCTION wtsmgr_stat_io(
     OUT refusals bigint,
     OUT errors bigint,
     OUT nonatomic_files bigint,
+    OUT doublewrites bigint,
+    OUT plain_writes bigint,
     OUT stats_reset timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'wtsmgr_stat_io'

@@ -13,7 +13,8 @@
  *
  * The storage manager wraps md.c.  Reads, sizes, truncation and unlinking
  * are md's; writes and extensions go through wtsmgr_atomic.c, which hands
- * those of tablespaces that are not untorn to md.c.
+ * those of tablespaces whose writes need no protection to md.c.  Before
+ * recovery, smgr_init repairs interrupted doublewrites.
  *
  * Copyright (c) 2026, wtsmgr developers
  *
@@ -32,6 +33,7 @@
 
 #include "wtsmgr.h"
 #include "wtsmgr_atomic.h"
+#include "wtsmgr_doublewrite.h"
 #include "wtsmgr_fpi.h"
 #include "wtsmgr_registry.h"
 #include "wtsmgr_stats.h"
@@ -149,6 +151,7 @@ wtsmgr_shmem_request(void)
 
 	wtsmgr_fpi_shmem_request();
 	wtsmgr_registry_shmem_request();
+	wtsmgr_dw_shmem_request();
 }
 
 static void
@@ -160,6 +163,7 @@ wtsmgr_shmem_startup(void)
 	/* the registry's probes at startup wake the announcer */
 	wtsmgr_fpi_shmem_startup();
 	wtsmgr_registry_shmem_startup();
+	wtsmgr_dw_shmem_startup();
 }
 
 /*
@@ -171,6 +175,16 @@ wtsmgr_init(void)
 	mdinit();
 	wtsmgr_stats_backend_init();
 	wtsmgr_atomic_backend_init();
+
+	/*
+	 * Before recovery reads a block, the blocks whose protected writes a
+	 * crash interrupted are made whole again.  The startup process (or a
+	 * single-user backend) gets here before StartupXLOG(), and before any
+	 * other process can write through the doublewrite area.
+	 */
+	if (MyBackendType == B_STARTUP ||
+		(!IsUnderPostmaster && !IsBootstrapProcessingMode()))
+		wtsmgr_dw_startup();
 }
 
 static void
@@ -203,6 +217,13 @@ wtsmgr_close(SMgrRelation reln, ForkNumber forknum)
 static void
 wtsmgr_create(SMgrRelation reln, ForkNumber forknum, bool isRedo)
 {
+	/*
+	 * Replay asks for every block it reads (XLogReadBufferExtended()); a fork
+	 * that is open exists, and neither md.c nor we have anything to do.
+	 */
+	if (isRedo && reln->md_num_open_segs[forknum] > 0)
+		return;
+
 	mdcreate(reln, forknum, isRedo);
 	/* a tablespace re-created under the same OID is probed anew here */
 	if (CritSectionCount == 0)

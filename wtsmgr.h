@@ -9,6 +9,7 @@
  *
  *	wtsmgr_split.h		cutting a run of blocks into atomic write units
  *	wtsmgr_statx.c		what the kernel promises, and probes that prove it
+ *	wtsmgr_doublewrite.c	protected writes of blocks that cannot be atomic
  *	wtsmgr_registry.c	the tablespaces wtsmgr knows about, in shared memory
  *	wtsmgr_stats.c		cumulative statistics per tablespace
  *	wtsmgr_atomic.c		the write path

@@ -5,8 +5,9 @@
  *
  * This file owns every write of relation blocks that the storage manager
  * receives: smgr_writev, smgr_extend and smgr_zeroextend.  For a relation in
- * a tablespace proven untorn (wtsmgr_statx.c), blocks reach the disk with
- * O_DIRECT RWF_ATOMIC writes, so that no block can ever be torn:
+ * a tablespace whose writes are protected (wtsmgr_ts_writes_protected():
+ * proven untorn by a probe, or named by replayed WAL that lacks its
+ * images), no block may ever be left torn by a crash:
  *
  * - Each segment file gets a second file descriptor, opened with O_DIRECT
  *   through fd.c, so max_files_per_process is respected.  md.c keeps its own
@@ -17,21 +18,35 @@
  *   header defines; its value must come from a header, never be guessed.)
  *
  * - A call with n blocks is cut into naturally aligned power-of-two units
- *   (wtsmgr_split.h), each a valid atomic write of whole blocks.  One unit
- *   goes down with pwritev2(); several go to this backend's io_uring ring in
- *   one submission, and all are reaped before we return.  Units whose
- *   buffers need more iovecs than the device takes, or are misaligned, are
- *   copied into an aligned bounce buffer.
+ *   (wtsmgr_split.h), each a valid atomic write of whole blocks, written one
+ *   after another with pwritev2(RWF_ATOMIC).  Each is a synchronous direct
+ *   write, so the kernel does not let the writing process exit, nor the
+ *   postmaster see it gone, before the write has completed.  Writes still
+ *   in flight after their process died (which io_uring allows: its rings are
+ *   torn down asynchronously) could land after crash recovery rewrote their
+ *   blocks and overwrite newer data.  Units whose buffers need more iovecs
+ *   than the device takes, or are misaligned, are copied into an aligned
+ *   bounce buffer.
  *
  * - Durability (wtsmgr.durability): with fsync, writes are plain atomic
  *   direct writes and the checkpointer fsyncs the segment, as md.c arranges
  *   for its own writes; with dsync, every write carries RWF_DSYNC and no
  *   fsync request is made for it.
  *
- * - A write that cannot be done atomically (EINVAL, EOPNOTSUPP) is an ERROR,
- *   never a fallback to a plain write: the caller's buffer stays dirty and
- *   is written again later.  So is any other failure, and a call with some
- *   units written and others not is reported as failed as a whole.
+ * - A unit that cannot be written atomically, because the kernel refuses it
+ *   (EINVAL, EOPNOTSUPP; ENOSPC and EDQUOT where copy-on-write atomic writes
+ *   find no free extent, which happens long before a filesystem is full if
+ *   its free space is fragmented), because the kernel reports it written
+ *   short (it broke its promise; nothing is written again atomically over a
+ *   unit that may be torn), or because the file cannot take atomic writes at
+ *   all, is never written plainly over its old contents: it goes through the
+ *   doublewrite area (wtsmgr_doublewrite.c), which no crash can leave torn.
+ *   A unit of several blocks that finds no free space is first tried again
+ *   one block at a time, which needs smaller free extents.  New blocks, past
+ *   the end of the file, have no old contents to tear into: they are
+ *   written plainly, as md.c does.  Any other failure is an ERROR; the
+ *   caller's buffers stay dirty and are written again later.  A call with
+ *   some units written and others not is reported as failed as a whole.
  *
  * - Extending: smgr_extend writes the new block atomically, creating the
  *   segment file if needed; smgr_zeroextend writes zero blocks the same way,
@@ -41,12 +56,11 @@
  *   (wtsmgr.extent_size_hint) so that growing many files at once does not
  *   fragment them.
  *
- * This file also owns the write path's settings, wtsmgr.durability,
- * wtsmgr.io_uring_entries and wtsmgr.reread_written, and counts what it
- * does in wtsmgr_stats.c.
+ * This file also owns the write path's settings, wtsmgr.durability and
+ * wtsmgr.reread_written, and counts what it does in wtsmgr_stats.c.
  *
  * Temporary relations are never WAL-logged and vanish at a crash, so a torn
- * page of theirs cannot matter: they, and everything outside untorn
+ * page of theirs cannot matter: they, and everything outside protected
  * tablespaces, go to md.c unchanged.
  *
  * Copyright (c) 2026, wtsmgr developers
@@ -59,7 +73,6 @@
 #include "postgres.h"
 
 #include <fcntl.h>
-#include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -79,17 +92,25 @@
 #include "utils/guc.h"
 #include "utils/injection_point.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "wtsmgr_atomic.h"
+#include "wtsmgr_doublewrite.h"
 #include "wtsmgr_split.h"
 #include "wtsmgr_stats.h"
 
 /* Largest run handled in one go: io_combine_limit's ceiling */
 #define WTSMGR_MAX_RUN MAX_IO_COMBINE_LIMIT
 
-/* Retries of a unit that was interrupted or written short */
+/* Retries of an atomic write interrupted before it wrote anything */
 #define WTSMGR_MAX_RETRIES 16
+
+/* What write_unit() returns for a unit the kernel reports written short */
+#define WTSMGR_WRITTEN_SHORT WTSMGR_FALLBACK_SHORT
+
+/* How often a process warns that a tablespace falls back, at most */
+#define WTSMGR_FALLBACK_WARN_INTERVAL_MS 60000
 
 /* wtsmgr.durability */
 typedef enum WtsmgrDurability
@@ -106,35 +127,48 @@ static const struct config_enum_entry durability_options[] = {
 
 /* GUC variables */
 static int	durability = WTSMGR_DURABILITY_FSYNC;
-static int	io_uring_entries = 64;
 static bool reread_written = false;
 
 /* holds the per-relation segment arrays */
 static MemoryContext WtsmgrCxt = NULL;
 
-/* this backend's io_uring ring, created on first multi-unit write */
-static struct io_uring ring;
-static enum
-{
-	RING_NONE, RING_READY, RING_UNAVAILABLE
-}			ring_state = RING_NONE;
-
 /* aligned scratch areas, allocated on first use */
 static char *bounce_area = NULL;
 static char *zero_area = NULL;
 
+/* A run of one segment being written, and what became of it */
+typedef struct SegmentRun
+{
+	WtSMgrRelation wreln;
+	WtsmgrTablespace *ts;
+	ForkNumber	forknum;
+	BlockNumber segno;
+	BlockNumber segblock;		/* first block, within the segment */
+	const void **buffers;
+	uint32		nblocks;
+	bool		new_blocks;		/* past the end of the file */
+	WtsmgrSegment *seg;
+	int			flags;			/* for atomic writes */
+	/* what was done, for the counters and the fsync request */
+	uint32		atomic_blocks;
+	uint32		atomic_units;
+	uint32		doublewritten;
+	uint32		plain_blocks;
+} SegmentRun;
+
 static WtsmgrSegment *get_segment(WtSMgrRelation wreln, ForkNumber forknum,
 								  BlockNumber segno);
-static File open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts,
-						 ForkNumber forknum, BlockNumber segno, bool create);
+static WtsmgrSegment *open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+								   ForkNumber forknum, BlockNumber segno,
+								   bool create);
 static void atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 						 ForkNumber forknum, BlockNumber blocknum,
 						 const void **buffers, BlockNumber nblocks,
-						 bool skipFsync, bool extending);
+						 bool skipFsync, bool create, bool new_blocks);
 static void write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 							  ForkNumber forknum, BlockNumber blocknum,
 							  const void **buffers, uint32 nblocks,
-							  bool skipFsync, bool extending);
+							  bool skipFsync, bool create, bool new_blocks);
 
 /*
  * wtsmgr_atomic_init() -- Called from _PG_init(): the write path's settings.
@@ -151,15 +185,6 @@ wtsmgr_atomic_init(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
-
-	DefineCustomIntVariable("wtsmgr.io_uring_entries",
-							"Size of each backend's io_uring submission queue.",
-							"A batch of atomic units larger than this is submitted in several rounds.",
-							&io_uring_entries,
-							64, 1, 4096,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("wtsmgr.reread_written",
 							 "Has the kernel read blocks back into its page cache after writing them atomically.",
@@ -242,16 +267,16 @@ wtsmgr_relation_tablespace(SMgrRelation reln)
 }
 
 /*
- * Does this relation's writing go through the atomic path?  Only if its
- * tablespace was proven untorn since the server started, even if a later
- * probe disagrees (wtsmgr_fpi.c says why); temporary relations never do (see
- * the file header).  *ts is set to the tablespace's entry either way, for
- * the counters of calls, and *io_ts to the same but NULL for temporary
- * relations, whose I/O wtsmgr_stat_io does not count.
+ * Are this relation's writes protected?  Only if its tablespace's are
+ * (wtsmgr_ts_writes_protected(); wtsmgr_fpi.c says why that holds until the
+ * server stops); temporary relations never are (see the file header).  *ts
+ * is set to the tablespace's entry either way, for the counters of calls,
+ * and *io_ts to the same but NULL for temporary relations, whose I/O
+ * wtsmgr_stat_io does not count.
  */
 static bool
-atomic_target(SMgrRelation reln, WtsmgrTablespace **ts,
-			  WtsmgrTablespace **io_ts)
+protected_target(SMgrRelation reln, WtsmgrTablespace **ts,
+				 WtsmgrTablespace **io_ts)
 {
 	*ts = wtsmgr_relation_tablespace(reln);
 	if (SmgrIsTemp(reln))
@@ -260,7 +285,7 @@ atomic_target(SMgrRelation reln, WtsmgrTablespace **ts,
 		return false;
 	}
 	*io_ts = *ts;
-	return wtsmgr_ts_writes_atomically(*ts);
+	return wtsmgr_ts_writes_protected(*ts);
 }
 
 /*
@@ -379,23 +404,31 @@ unshare_segment(File file, const char *path)
 }
 
 /*
- * Open our O_DIRECT descriptor of a segment file.  create is for extension,
- * which may begin a new segment file, as md.c's does.  A new file gets the
- * extent size hint; any file is checked once with statx.
+ * Open our descriptor of a segment file: O_DIRECT, or, on a filesystem
+ * without it (tmpfs), a plain one, through which only writes that need no
+ * atomicity (the doublewrite area's, and new blocks) are made.  create is
+ * for extension, which may begin a new segment file, as md.c's does.  A new
+ * file gets the extent size hint; any file is checked once with statx.
  */
-static File
+static WtsmgrSegment *
 open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			 BlockNumber segno, bool create)
 {
 	WtsmgrSegment *seg = get_segment(wreln, forknum, segno);
+	int			flags = O_RDWR | PG_BINARY | (create ? O_CREAT : 0);
 	char		path[MAXPGPATH];
 
 	if (seg->file > 0)
-		return seg->file;
+		return seg;
 
 	segment_path(wreln, forknum, segno, path, sizeof(path));
-	seg->file = PathNameOpenFile(path, O_RDWR | PG_BINARY | PG_O_DIRECT |
-								 (create ? O_CREAT : 0));
+	seg->file = PathNameOpenFile(path, flags | PG_O_DIRECT);
+	seg->direct = true;
+	if (seg->file < 0 && errno == EINVAL)
+	{
+		seg->file = PathNameOpenFile(path, flags);
+		seg->direct = false;
+	}
 	if (seg->file < 0)
 	{
 		seg->file = 0;
@@ -408,7 +441,9 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 
 	if (!seg->checked)
 	{
-		if (create && FileSize(seg->file) == 0)
+		char		reason[256];
+
+		if (seg->direct && create && FileSize(seg->file) == 0)
 		{
 			WtsmgrTablespaceInfo info;
 
@@ -418,14 +453,44 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 				(void) wtsmgr_set_extent_size_hint(FileGetRawDesc(seg->file),
 												   info.probe.result.extent_size_hint);
 		}
-		seg->atomic = wtsmgr_check_segment_file(path, &seg->limits);
-		if (seg->atomic)
-			unshare_segment(seg->file, path);
+		if (!seg->direct)
+		{
+			memset(&seg->limits, 0, sizeof(seg->limits));
+			strlcpy(reason, "the file cannot be opened with O_DIRECT",
+					sizeof(reason));
+			seg->atomic = false;
+		}
 		else
+			seg->atomic = wtsmgr_check_segment_file(path, &seg->limits,
+													reason, sizeof(reason));
+
+		/*
+		 * Overwriting blocks that the file shares with another needs new
+		 * space, for a plain write as much as for an atomic one.
+		 */
+		if (seg->direct)
+			unshare_segment(seg->file, path);
+
+		/*
+		 * In a tablespace that was proven untorn, the file itself should
+		 * take atomic writes too; say so if it does not.  Elsewhere (a
+		 * standby replaying WAL without images onto storage that tears)
+		 * that is expected.
+		 */
+		if (!seg->atomic && wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN)
+		{
 			wtsmgr_stat_count(ts, WTSMGR_STAT_NONATOMIC_FILES, 1);
+			ereport(WARNING,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("file \"%s\" in a tablespace with atomic writes cannot be written atomically",
+							path),
+					 errdetail("%s. Its blocks are written through wtsmgr's doublewrite area, which costs three durable writes each.",
+							   reason),
+					 errhint("Check how the file came to be there, then run wtsmgr_probe() on its tablespace.")));
+		}
 		seg->checked = true;
 	}
-	return seg->file;
+	return seg;
 }
 
 /*
@@ -497,7 +562,7 @@ pad_previous_segments(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	for (BlockNumber s = first_short; s < segno; s++)
 		write_segment_run(wreln, ts, forknum,
 						  s * ((BlockNumber) RELSEG_SIZE) + RELSEG_SIZE - 1,
-						  &zero, 1, skipFsync, true);
+						  &zero, 1, skipFsync, true, true);
 }
 
 /*
@@ -537,69 +602,96 @@ register_dirty_segment(WtSMgrRelation wreln, ForkNumber forknum,
 }
 
 /*
- * An atomic write failed for want of space.  Where the filesystem does
- * atomic writes by copy-on-write, every overwrite needs free space, even of
- * blocks allocated long ago, so unlike with md.c a full filesystem stops
- * checkpoints: say so, naming the tablespace.  The name is not looked up in
- * the catalog, which the checkpointer cannot read.
+ * Is err the kernel saying that this write cannot be done atomically, as
+ * opposed to an I/O error?  Copy-on-write atomic writes return ENOSPC (or
+ * EDQUOT) when no free extent fits them, however much space is free.
  */
-static void
-report_out_of_space(WtsmgrTablespace *ts)
+static bool
+atomic_write_refused(int err)
 {
-	char		dir[MAXPGPATH];
-	WtsmgrTablespaceInfo info;
-
-	if (ts == NULL)
-		return;
-	wtsmgr_ts_info(ts, &info);
-	wtsmgr_tablespace_dir(info.spcoid, dir, sizeof(dir));
-	if (info.probe.result.limits.unit_max_opt >= BLCKSZ)
-		ereport(WARNING,
-				(errcode(ERRCODE_DISK_FULL),
-				 errmsg("tablespace %u (\"%s\") has no space left for atomic writes: checkpoints cannot complete until space is freed",
-						info.spcoid, dir),
-				 errdetail("Atomic writes there are done by the device, but the write still needed new space. Dirty blocks stay in shared buffers."),
-				 errhint("Free space on the tablespace's filesystem, or add space to it.")));
-	else
-		ereport(WARNING,
-				(errcode(ERRCODE_DISK_FULL),
-				 errmsg("tablespace %u (\"%s\") has no space left for atomic writes: checkpoints cannot complete until space is freed",
-						info.spcoid, dir),
-				 errdetail("Atomic writes there are done by filesystem copy-on-write, which needs free space for every overwrite of a block, even one allocated long ago. Dirty blocks stay in shared buffers."),
-				 errhint("Free space on the tablespace's filesystem, or add space to it.")));
+	return err == ENOSPC || err == EDQUOT || err == EINVAL ||
+		err == EOPNOTSUPP;
 }
 
 /*
- * Report a failed atomic write.  EINVAL and EOPNOTSUPP mean the kernel
- * refused the write as an atomic one, which must not happen in a tablespace
- * proven untorn; everything else is an I/O failure.  Either way the caller's
- * buffers stay dirty.
+ * Part of a run took the way out: say so in the views, and warn, at most
+ * once a minute per tablespace.  cause is an errno, or a WTSMGR_FALLBACK_*
+ * code.
+ */
+static void
+note_fallback(SegmentRun *run, int cause, off_t offset, uint32 nblocks)
+{
+	TimestampTz prev = wtsmgr_ts_note_fallback(run->ts, cause);
+	WtsmgrTablespaceInfo info;
+	char		dir[MAXPGPATH];
+
+	if (prev != 0 &&
+		!TimestampDifferenceExceeds(prev, GetCurrentTimestamp(),
+									WTSMGR_FALLBACK_WARN_INTERVAL_MS))
+		return;
+
+	wtsmgr_ts_info(run->ts, &info);
+	wtsmgr_tablespace_dir(info.spcoid, dir, sizeof(dir));
+	/* a short write, a file or a tablespace that cannot: said elsewhere */
+	if (cause < 0)
+		return;
+	errno = cause;
+	ereport(WARNING,
+			(errcode(cause == ENOSPC || cause == EDQUOT ?
+					 ERRCODE_DISK_FULL : ERRCODE_IO_ERROR),
+			 errmsg("atomic writes to tablespace %u (\"%s\") fail: %m",
+					info.spcoid, dir),
+			 errdetail("%u blocks of file \"%s\" at offset %lld were written through wtsmgr's doublewrite area instead, which no crash can leave torn. Each block written so costs three durable writes.",
+					   nblocks, FilePathName(run->seg->file),
+					   (long long) offset),
+			 (cause == ENOSPC || cause == EDQUOT) ?
+			 errhint("Free space on the tablespace's filesystem. Copy-on-write atomic writes need a free extent for every overwrite, which fragmented free space lacks long before the filesystem is full.") :
+			 errhint("Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
+}
+
+/*
+ * The kernel completed an atomic write short.  It promised all or nothing,
+ * and the unit may now be torn on disk: it must not be written again with
+ * an atomic write as if nothing had happened, nor left for later.  The
+ * caller writes it through the doublewrite area at once; here the
+ * tablespace stops leaving images out, since its writes are not what they
+ * were proven to be.
+ */
+static void
+report_short_write(SegmentRun *run, off_t offset, size_t len, ssize_t written)
+{
+	char		reason[256];
+
+	snprintf(reason, sizeof(reason),
+			 "an RWF_ATOMIC write of %zu bytes to file \"%s\" completed short (%zd bytes)",
+			 len, FilePathName(run->seg->file), written);
+	wtsmgr_ts_mark_torn(run->ts, reason);
+	wtsmgr_stat_count(run->ts, WTSMGR_STAT_REFUSALS, 1);
+	ereport(WARNING,
+			(errcode(ERRCODE_IO_ERROR),
+			 errmsg("an atomic write of %zu bytes to file \"%s\" at offset %lld completed short: %zd bytes",
+					len, FilePathName(run->seg->file), (long long) offset,
+					written),
+			 errdetail("The kernel promised the write would be done whole or not at all. Its blocks are written again through wtsmgr's doublewrite area, and the tablespace keeps its full-page images from now on."),
+			 errhint("Report this with the kernel version and the filesystem; once the cause is fixed, re-probe the tablespace with wtsmgr_probe().")));
+}
+
+/*
+ * Report a failed write that no way out can help: an I/O error.  The
+ * caller's buffers stay dirty.
  */
 static void
 report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
 					 size_t len, int err)
 {
-	errno = err;
-	if (err == EINVAL || err == EOPNOTSUPP)
-	{
-		wtsmgr_stat_count(ts, WTSMGR_STAT_REFUSALS, 1);
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
-						len, FilePathName(file), (long long) offset),
-				 errdetail("The kernel refused an RWF_ATOMIC write in a tablespace where atomic writes were proven; wtsmgr never falls back to a write that could tear. The blocks stay dirty in shared buffers and nothing is lost."),
-				 errhint("Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
-	}
 	wtsmgr_stat_count(ts, WTSMGR_STAT_ERRORS, 1);
-	if (err == ENOSPC)
-		report_out_of_space(ts);
 	errno = err;
 	ereport(ERROR,
 			(errcode_for_file_access(),
 			 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
 					len, FilePathName(file), (long long) offset),
 			 errdetail("The blocks stay dirty in shared buffers and nothing is lost; they are written again once the cause is fixed."),
-			 errhint("Check the tablespace's filesystem and device, and that it has free space.")));
+			 errhint("Check the tablespace's filesystem and device.")));
 }
 
 /*
@@ -655,13 +747,15 @@ injected_failure(void)
 
 /*
  * The injection point "wtsmgr-atomic-unit" lets tests make one unit of a
- * multi-unit write fail, or complete short, without writing it: see
- * WtsmgrUnitFault.  Returns 0, -errno or a short byte count.
+ * multi-unit write fail, or complete short: see WtsmgrUnitFault.  Returns
+ * 0, -errno or a short byte count.
  */
 static int
-injected_unit_fault(int unit, int nunits, size_t len)
+injected_unit_fault(int unit, int nunits, int fd, const struct iovec *iov,
+					int niov, off_t offset, size_t len)
 {
-	WtsmgrUnitFault fault = {unit, nunits, (int) len, 0};
+	WtsmgrUnitFault fault = {unit, nunits, (int) len, 0, fd, iov, niov,
+	(long long) offset};
 
 	if (nunits > 1)
 		INJECTION_POINT("wtsmgr-atomic-unit", &fault);
@@ -669,28 +763,27 @@ injected_unit_fault(int unit, int nunits, size_t len)
 }
 
 /*
- * Write unit u of nunits with pwritev2(), retrying interruptions and short
- * writes.  Returns 0 or an errno.
+ * Write one unit with one atomic pwritev2().  Returns 0, an errno, or
+ * WTSMGR_WRITTEN_SHORT with *written set.  Only a write that failed with
+ * EINTR, having written nothing, is tried again.
  */
 static int
-pwrite_unit(int fd, struct iovec *iov, int niov, off_t offset, size_t len,
-			int flags, int u, int nunits)
+write_unit(int fd, const struct iovec *iov, int niov, off_t offset,
+		   size_t len, int flags, int u, int nunits, ssize_t *written)
 {
 	for (int attempt = 0; attempt < WTSMGR_MAX_RETRIES; attempt++)
 	{
 		ssize_t		rc;
 		int			err = injected_failure();
-		int			fault = injected_unit_fault(u, nunits, len);
 
-		if (err != 0)
+		if (err == 0)
+			err = -injected_unit_fault(u, nunits, fd, iov, niov, offset, len);
+		if (err > 0)
 			return err;
-		if (fault < 0)
-			return -fault;
-		if (fault > 0)
+		if (err < 0)
 		{
-			/* as if written short: write it again */
-			CHECK_FOR_INTERRUPTS();
-			continue;
+			*written = -err;
+			return WTSMGR_WRITTEN_SHORT;
 		}
 
 		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
@@ -699,178 +792,253 @@ pwrite_unit(int fd, struct iovec *iov, int niov, off_t offset, size_t len,
 
 		if (rc == (ssize_t) len)
 			return 0;
-		if (rc < 0 && errno != EINTR && errno != EAGAIN)
+		if (rc >= 0)
+		{
+			*written = rc;
+			return WTSMGR_WRITTEN_SHORT;
+		}
+		if (errno != EINTR)
 			return errno;
-		/* interrupted, or short: write the whole unit again */
-		CHECK_FOR_INTERRUPTS();
 	}
-	return EIO;
+	return EINTR;
 }
 
 /*
- * Create this backend's ring on first use.  A kernel without io_uring (or
- * with it disabled) still gets atomic writes, one unit at a time.
+ * Blocks [first, first + n) of a run could not be written atomically (cause
+ * says why): write them so that no crash can leave them torn.  New blocks
+ * have no old contents to tear into and are written plainly, as md.c writes
+ * them; blocks that exist go through the doublewrite area.  iov/niov hold
+ * the same blocks in memory suitable for our descriptor, for the plain
+ * write.
  */
-static bool
-ring_available(void)
+static void
+fallback_write(SegmentRun *run, uint32 first, uint32 n, int cause,
+			   const struct iovec *iov, int niov)
 {
-	if (ring_state == RING_NONE)
+	off_t		offset = (off_t) (run->segblock + first) * BLCKSZ;
+	int			fd = FileGetRawDesc(run->seg->file);
+
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not reopen file \"%s\": %m",
+						FilePathName(run->seg->file)),
+				 errdetail("The blocks stay dirty in shared buffers and nothing is lost."),
+				 errhint("Check the limit on open files (max_files_per_process).")));
+
+	if (run->new_blocks)
 	{
+		int			flags = durability == WTSMGR_DURABILITY_DSYNC ? RWF_DSYNC : 0;
+		ssize_t		rc;
+
+		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_EXTEND);
+		rc = pwritev2(fd, iov, niov, offset, flags);
+		pgstat_report_wait_end();
+		if (rc != (ssize_t) n * BLCKSZ)
+		{
+			wtsmgr_stat_count(run->ts, WTSMGR_STAT_ERRORS, 1);
+			if (rc >= 0)
+				errno = ENOSPC;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not extend file \"%s\": %m",
+							FilePathName(run->seg->file)),
+					 errdetail("The new blocks could not be written atomically, and a plain write of them failed too."),
+					 errhint("Check free disk space.")));
+		}
+		run->plain_blocks += n;
+	}
+	else
+	{
+		WtsmgrDwTarget target;
+
+		target.locator = run->wreln->reln.smgr_rlocator.locator;
+		target.forknum = run->forknum;
+		target.blocknum = run->segno * ((BlockNumber) RELSEG_SIZE) +
+			run->segblock + first;
+		target.fd = fd;
+		target.direct = run->seg->direct;
+		target.offset = offset;
+		target.path = FilePathName(run->seg->file);
+		wtsmgr_dw_write(&target, run->buffers + first, n);
+		run->doublewritten += n;
+	}
+	note_fallback(run, cause, offset, n);
+}
+
+/*
+ * A unit of several blocks found no free extent for a copy-on-write atomic
+ * write: try its blocks one at a time, which need smaller extents, and take
+ * the way out for those that still fail.  unit_iov is the unit in memory
+ * (its buffers, or one bounce copy).
+ */
+static void
+write_blocks_singly(SegmentRun *run, const WtsmgrUnit *unit,
+					const struct iovec *unit_iov)
+{
+	int			fd = FileGetRawDesc(run->seg->file);
+	uint32		failed_from = 0;
+	uint32		nfailed = 0;
+	int			cause = 0;
+
+	for (uint32 i = 0; i <= unit->nblocks; i++)
+	{
+		struct iovec iov;
+		ssize_t		written;
+		off_t		offset = (off_t) (run->segblock + unit->first + i) * BLCKSZ;
 		int			rc = 0;
 
-		/* tests make setup fail here, as a kernel without io_uring does */
-		INJECTION_POINT("wtsmgr-ring-setup", &rc);
-		if (rc == 0)
-			rc = io_uring_queue_init(io_uring_entries, &ring, 0);
-		if (rc == 0)
-			ring_state = RING_READY;
-		else
+		if (i < unit->nblocks)
 		{
-			ring_state = RING_UNAVAILABLE;
-			ereport(LOG,
-					(errmsg("wtsmgr could not set up io_uring: %s", strerror(-rc)),
-					 errdetail("This process writes the atomic units of a run one at a time."),
-					 errhint("Check that io_uring is enabled (sysctl kernel.io_uring_disabled).")));
+			iov.iov_base = unit->bounce ?
+				(char *) unit_iov[0].iov_base + (size_t) i * BLCKSZ :
+				unconstify(void *, run->buffers[unit->first + i]);
+			iov.iov_len = BLCKSZ;
+			rc = write_unit(fd, &iov, 1, offset, BLCKSZ, run->flags, 0, 1,
+							&written);
+			if (rc == 0)
+			{
+				run->atomic_blocks++;
+				run->atomic_units++;
+			}
+			else if (rc == WTSMGR_WRITTEN_SHORT)
+				report_short_write(run, offset, BLCKSZ, written);
+			else if (!atomic_write_refused(rc))
+				report_write_failure(run->ts, run->seg->file, offset, BLCKSZ,
+									 rc);
+			else
+				wtsmgr_stat_count(run->ts, WTSMGR_STAT_REFUSALS, 1);
+		}
+
+		/* a stretch of failed blocks ends: take the way out for it */
+		if ((rc == 0 || i == unit->nblocks) && nfailed > 0)
+		{
+			struct iovec stretch;
+
+			stretch.iov_base = unit->bounce ?
+				(char *) unit_iov[0].iov_base + (size_t) failed_from * BLCKSZ :
+				unconstify(void *, run->buffers[unit->first + failed_from]);
+			stretch.iov_len = (size_t) nfailed * BLCKSZ;
+			fallback_write(run, unit->first + failed_from, nfailed, cause,
+						   &stretch, 1);
+			nfailed = 0;
+		}
+		if (rc != 0 && i < unit->nblocks)
+		{
+			if (nfailed == 0)
+				failed_from = i;
+			nfailed++;
+			cause = rc;
 		}
 	}
-	return ring_state == RING_READY;
 }
 
 /*
- * Write units [0, nunits) through the ring, all submitted before any is
- * waited for, and all reaped before returning.  Units interrupted or
- * written short are submitted again.  Returns 0, or the first errno, with
- * *failed_unit set.
+ * Plan a run's units and write them, each atomically or, if it cannot be,
+ * through the way out.
  */
-static int
-ring_write_units(int fd, struct iovec **iovs, int *niovs,
-				 off_t *offsets, size_t *lens, int nunits, int flags,
-				 int *failed_unit)
+static uint32
+write_units(SegmentRun *run)
 {
-	int			retries[WTSMGR_MAX_RUN] = {0};
-	int			injected[WTSMGR_MAX_RUN] = {0};
-	int			pending = 0;
-	int			next = 0;
-	int			first_err = 0;
-	bool		resubmit[WTSMGR_MAX_RUN] = {0};
-	int			nresubmit = 0;
+	const WtsmgrAtomicLimits *limits = &run->seg->limits;
+	WtsmgrUnit	units[WTSMGR_MAX_RUN];
+	struct iovec iov[WTSMGR_MAX_RUN];	/* at most one per block */
+	int			fd = FileGetRawDesc(run->seg->file);
+	char	   *bounce;
+	uint32		nunits;
 
-	while (next < nunits || pending > 0 || nresubmit > 0)
+	nunits = wtsmgr_plan_units(run->segblock, run->nblocks, BLCKSZ,
+							   limits->unit_min, limits->unit_max,
+							   limits->segments_max,
+							   Max(limits->dio_mem_align, 1),
+							   (const void *const *) run->buffers, units);
+	if (bounce_area == NULL)
+		bounce_area = MemoryContextAllocAligned(TopMemoryContext,
+												(Size) WTSMGR_MAX_RUN * BLCKSZ,
+												PG_IO_ALIGN_SIZE, 0);
+	if (nunits == 0)
 	{
-		struct io_uring_cqe *cqe;
+		/* no unit of one block is a valid atomic write there */
+		WtsmgrUnit	whole = {0, run->nblocks, 0, true};
+
+		bounce = bounce_area;
+		(void) unit_iovecs(&whole, run->buffers, &bounce, iov);
+		wtsmgr_stat_count(run->ts, WTSMGR_STAT_REFUSALS, 1);
+		fallback_write(run, 0, run->nblocks, EINVAL, iov, 1);
+		return 0;
+	}
+
+	bounce = bounce_area;
+	for (uint32 u = 0; u < nunits; u++)
+	{
+		const WtsmgrUnit *unit = &units[u];
+		off_t		offset = (off_t) (run->segblock + unit->first) * BLCKSZ;
+		size_t		len = (size_t) unit->nblocks * BLCKSZ;
+		int			niov = unit_iovecs(unit, run->buffers, &bounce, iov);
+		ssize_t		written;
 		int			rc;
 
-		/* queue what fits: new units, then units to write again */
-		for (int u = 0; u < nunits && first_err == 0; u++)
+		rc = write_unit(fd, iov, niov, offset, len, run->flags, u, nunits,
+						&written);
+		if (rc == 0)
 		{
-			struct io_uring_sqe *sqe;
-			bool		fresh = (u == next && next < nunits);
-
-			if (!fresh && !resubmit[u])
-				continue;
-			sqe = io_uring_get_sqe(&ring);
-			if (sqe == NULL)
-				break;
-			injected[u] = injected_unit_fault(u, nunits, lens[u]);
-			if (injected[u] != 0)
-				io_uring_prep_nop(sqe);
-			else
-			{
-				io_uring_prep_writev(sqe, fd, iovs[u], niovs[u], offsets[u]);
-				sqe->rw_flags = flags;
-			}
-			io_uring_sqe_set_data64(sqe, (uint64) u);
-			pending++;
-			if (fresh)
-				next++;
-			else
-			{
-				resubmit[u] = false;
-				nresubmit--;
-			}
+			run->atomic_blocks += unit->nblocks;
+			run->atomic_units++;
+			continue;
 		}
-		if (first_err != 0)
+		if (rc == WTSMGR_WRITTEN_SHORT)
 		{
-			/* stop submitting, but reap all that is in flight */
-			next = nunits;
-			nresubmit = 0;
+			report_short_write(run, offset, len, written);
+			fallback_write(run, unit->first, unit->nblocks, rc, iov, niov);
+			continue;
 		}
-		if (pending == 0)
-			break;
-
-		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_WRITE);
-		rc = io_uring_submit_and_wait(&ring, 1);
-		pgstat_report_wait_end();
-		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-		{
-			/* the ring is unusable: what was submitted may still run */
-			elog(PANIC, "io_uring_submit_and_wait failed: %s", strerror(-rc));
-		}
-
-		while (io_uring_peek_cqe(&ring, &cqe) == 0)
-		{
-			int			u = (int) io_uring_cqe_get_data64(cqe);
-			int			res = injected[u] != 0 ? injected[u] : cqe->res;
-
-			io_uring_cqe_seen(&ring, cqe);
-			pending--;
-			if (res == (int) lens[u])
-				continue;
-			if ((res >= 0 || res == -EINTR || res == -EAGAIN) &&
-				++retries[u] < WTSMGR_MAX_RETRIES && first_err == 0)
-			{
-				resubmit[u] = true;
-				nresubmit++;
-				continue;
-			}
-			if (first_err == 0)
-			{
-				first_err = res < 0 ? -res : EIO;
-				*failed_unit = u;
-			}
-		}
+		if (!atomic_write_refused(rc))
+			report_write_failure(run->ts, run->seg->file, offset, len, rc);
+		wtsmgr_stat_count(run->ts, WTSMGR_STAT_REFUSALS, 1);
+		if (unit->nblocks > 1 && (rc == ENOSPC || rc == EDQUOT))
+			write_blocks_singly(run, unit, iov);
+		else
+			fallback_write(run, unit->first, unit->nblocks, rc, iov, niov);
 	}
-	return first_err;
+	return nunits;
 }
 
 /*
- * Write blocks [blocknum, blocknum + nblocks) of one segment atomically.
+ * Write blocks [blocknum, blocknum + nblocks) of one segment, none of them
+ * torn by any crash.  create: the segment file may be created; new_blocks:
+ * the blocks lie past the end of the file.
  */
 static void
 write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 				  ForkNumber forknum, BlockNumber blocknum,
 				  const void **buffers, uint32 nblocks, bool skipFsync,
-				  bool extending)
+				  bool create, bool new_blocks)
 {
-	BlockNumber segno = blocknum / RELSEG_SIZE;
-	BlockNumber segblock = blocknum % RELSEG_SIZE;
-	WtsmgrAtomicLimits *limits;
-	WtsmgrUnit	units[WTSMGR_MAX_RUN];
-	struct iovec iov[WTSMGR_MAX_RUN];	/* at most one per block */
-	struct iovec *iovs[WTSMGR_MAX_RUN]; /* each unit's first iovec */
-	int			niovs[WTSMGR_MAX_RUN];
-	off_t		offsets[WTSMGR_MAX_RUN];
-	size_t		lens[WTSMGR_MAX_RUN];
-	char	   *bounce;
-	uint32		nunits;
-	File		file;
-	int			fd;
-	int			flags = RWF_ATOMIC;
-	int			err;
-	int			failed = 0;
+	SegmentRun	run = {0};
+	uint32		nunits = 0;
 
 	Assert(nblocks > 0 && nblocks <= WTSMGR_MAX_RUN);
-	Assert(segblock + nblocks <= RELSEG_SIZE);
+
+	run.wreln = wreln;
+	run.ts = ts;
+	run.forknum = forknum;
+	run.segno = blocknum / RELSEG_SIZE;
+	run.segblock = blocknum % RELSEG_SIZE;
+	run.buffers = buffers;
+	run.nblocks = nblocks;
+	run.new_blocks = new_blocks;
+	run.flags = RWF_ATOMIC;
+	if (durability == WTSMGR_DURABILITY_DSYNC)
+		run.flags |= RWF_DSYNC;
+	Assert(run.segblock + nblocks <= RELSEG_SIZE);
 
 	/*
 	 * An extension that begins a segment, or the first in this opening of the
 	 * relation, checks the segments before it: see pad_previous_segments().
 	 */
-	if (extending && segno > 0 &&
-		get_segment(wreln, forknum, segno)->file == 0)
-		pad_previous_segments(wreln, ts, forknum, segno, skipFsync);
-
-	file = open_segment(wreln, ts, forknum, segno, extending);
+	if (new_blocks && run.segno > 0 &&
+		get_segment(wreln, forknum, run.segno)->file == 0)
+		pad_previous_segments(wreln, ts, forknum, run.segno, skipFsync);
 
 	/*
 	 * Units are planned with the limits statx gives for this very file, read
@@ -879,100 +1047,65 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	 * behind a link), or failed and read only its directory, while writes
 	 * there stay atomic.
 	 */
-	limits = &get_segment(wreln, forknum, segno)->limits;
-	if (!get_segment(wreln, forknum, segno)->atomic)
-	{
-		wtsmgr_stat_count(ts, WTSMGR_STAT_REFUSALS, 1);
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not write %u blocks of file \"%s\" atomically",
-						nblocks, FilePathName(file)),
-				 errdetail("statx reports that the file cannot take atomic writes of a block, although its tablespace can. The blocks stay dirty in shared buffers and nothing is lost."),
-				 errhint("Move the file back onto the tablespace's filesystem, or re-probe the tablespace with wtsmgr_probe().")));
-	}
-
-	nunits = wtsmgr_plan_units(segblock, nblocks, BLCKSZ, limits->unit_min,
-							   limits->unit_max, limits->segments_max,
-							   Max(limits->dio_mem_align, 1),
-							   (const void *const *) buffers, units);
-	if (nunits == 0)
-		report_write_failure(ts, file, (off_t) segblock * BLCKSZ,
-							 (size_t) nblocks * BLCKSZ, EINVAL);
-
-	if (bounce_area == NULL)
-		bounce_area = MemoryContextAllocAligned(TopMemoryContext,
-												(Size) WTSMGR_MAX_RUN * BLCKSZ,
-												PG_IO_ALIGN_SIZE, 0);
-	bounce = bounce_area;
-	for (uint32 u = 0, used = 0; u < nunits; u++)
-	{
-		iovs[u] = &iov[used];
-		niovs[u] = unit_iovecs(&units[u], buffers, &bounce, iovs[u]);
-		used += niovs[u];
-		offsets[u] = (off_t) (segblock + units[u].first) * BLCKSZ;
-		lens[u] = (size_t) units[u].nblocks * BLCKSZ;
-	}
-
-	if (durability == WTSMGR_DURABILITY_DSYNC)
-		flags |= RWF_DSYNC;
-
-	fd = FileGetRawDesc(file);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not reopen file \"%s\": %m", FilePathName(file)),
-				 errdetail("The blocks stay dirty in shared buffers and nothing is lost."),
-				 errhint("Check the limit on open files (max_files_per_process).")));
-
-	if (nunits > 1 && ring_available())
-	{
-		/* the injection point is checked once per batch */
-		err = injected_failure();
-		if (err == 0)
-			err = ring_write_units(fd, iovs, niovs, offsets, lens, nunits,
-								   flags, &failed);
-		wtsmgr_stat_count(ts, WTSMGR_STAT_BATCHES, 1);
-	}
+	run.seg = open_segment(wreln, ts, forknum, run.segno, create);
+	if (run.seg->atomic && !wtsmgr_ts_atomic_distrusted(ts))
+		nunits = write_units(&run);
 	else
 	{
-		err = 0;
-		for (uint32 u = 0; u < nunits && err == 0; u++)
-		{
-			err = pwrite_unit(fd, iovs[u], niovs[u], offsets[u], lens[u], flags,
-							  u, nunits);
-			failed = u;
-		}
-	}
-	if (err != 0)
-		report_write_failure(ts, file, offsets[failed], lens[failed], err);
+		/*
+		 * The file cannot take atomic writes (as on a standby replaying WAL
+		 * that lacks the tablespace's images onto storage that tears), or
+		 * the kernel broke its promise there (report_short_write()).
+		 */
+		WtsmgrUnit	whole = {0, nblocks, 0, true};
+		struct iovec iov;
+		char	   *bounce;
 
-	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_WRITES, nblocks);
-	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_UNITS, nunits);
+		if (bounce_area == NULL)
+			bounce_area = MemoryContextAllocAligned(TopMemoryContext,
+													(Size) WTSMGR_MAX_RUN * BLCKSZ,
+													PG_IO_ALIGN_SIZE, 0);
+		bounce = bounce_area;
+		(void) unit_iovecs(&whole, buffers, &bounce, &iov);
+		fallback_write(&run, 0, nblocks,
+					   run.seg->atomic ? WTSMGR_FALLBACK_SHORT : WTSMGR_FALLBACK_FILE,
+					   &iov, 1);
+	}
+
+	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_WRITES, run.atomic_blocks);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_UNITS, run.atomic_units);
+	if (nunits > 1)
+		wtsmgr_stat_count(ts, WTSMGR_STAT_BATCHES, 1);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_DOUBLEWRITES, run.doublewritten);
+	wtsmgr_stat_count(ts, WTSMGR_STAT_PLAIN_WRITES, run.plain_blocks);
 	wtsmgr_stat_count(ts, WTSMGR_STAT_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
 
-	if (!skipFsync && durability == WTSMGR_DURABILITY_FSYNC)
-		register_dirty_segment(wreln, forknum, segno, file);
+	/* the doublewrite area's writes are durable already */
+	if (!skipFsync && durability == WTSMGR_DURABILITY_FSYNC &&
+		run.atomic_blocks + run.plain_blocks > 0)
+		register_dirty_segment(wreln, forknum, run.segno, run.seg->file);
 
 	/*
 	 * A direct write drops the range from the kernel's page cache, where a
 	 * buffered write would have left it: a block that shared buffers evict
 	 * later is then read from the device, not from the cache.  If asked, have
-	 * the kernel read the range back in the background.  New blocks
-	 * (extending) are left alone.
+	 * the kernel read the range back in the background.  New blocks are
+	 * left alone.
 	 */
-	if (reread_written && !extending)
-		(void) posix_fadvise(fd, (off_t) segblock * BLCKSZ,
+	if (reread_written && !new_blocks)
+		(void) posix_fadvise(FileGetRawDesc(run.seg->file),
+							 (off_t) run.segblock * BLCKSZ,
 							 (off_t) nblocks * BLCKSZ, POSIX_FADV_WILLNEED);
 }
 
 /*
- * Write blocks atomically, segment by segment, at most WTSMGR_MAX_RUN
- * blocks at a time.
+ * Write blocks, segment by segment, at most WTSMGR_MAX_RUN blocks at a
+ * time.
  */
 static void
 atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			 BlockNumber blocknum, const void **buffers, BlockNumber nblocks,
-			 bool skipFsync, bool extending)
+			 bool skipFsync, bool create, bool new_blocks)
 {
 	while (nblocks > 0)
 	{
@@ -980,7 +1113,7 @@ atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 
 		n = Min(n, WTSMGR_MAX_RUN);
 		write_segment_run(wreln, ts, forknum, blocknum, buffers, n,
-						  skipFsync, extending);
+						  skipFsync, create, new_blocks);
 		blocknum += n;
 		buffers += n;
 		nblocks -= n;
@@ -1027,7 +1160,7 @@ wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	WtsmgrTablespace *ts;
 	WtsmgrTablespace *io_ts;
 
-	if (!atomic_target(reln, &ts, &io_ts))
+	if (!protected_target(reln, &ts, &io_ts))
 	{
 		mdwritev(reln, forknum, blocknum, buffers, nblocks, skipFsync);
 		count_call(ts, WTSMGR_STAT_WRITEV_BLOCKS, nblocks);
@@ -1041,10 +1174,11 @@ wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	/*
 	 * In recovery md.c creates missing segments for writes too
 	 * (EXTENSION_CREATE_RECOVERY): the relation may have been truncated or
-	 * dropped later in the WAL.  So do we.
+	 * dropped later in the WAL.  So do we.  The blocks may exist all the
+	 * same, so they are not written as new ones.
 	 */
 	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, buffers,
-				 nblocks, skipFsync, InRecovery);
+				 nblocks, skipFsync, InRecovery, false);
 	count_call(ts, WTSMGR_STAT_WRITEV_BLOCKS, nblocks);
 	wtsmgr_stat_count(ts, WTSMGR_STAT_WRITES, nblocks);
 	wtsmgr_stats_flush_if_due(false);
@@ -1060,7 +1194,7 @@ wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	WtsmgrTablespace *ts;
 	WtsmgrTablespace *io_ts;
 
-	if (!atomic_target(reln, &ts, &io_ts))
+	if (!protected_target(reln, &ts, &io_ts))
 	{
 		mdextend(reln, forknum, blocknum, buffer, skipFsync);
 		count_call(ts, WTSMGR_STAT_EXTEND_BLOCKS, 1);
@@ -1072,7 +1206,7 @@ wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 
 	check_extend_limit(reln, forknum, blocknum, 1);
 	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, &buffer, 1,
-				 skipFsync, true);
+				 skipFsync, true, true);
 	count_call(ts, WTSMGR_STAT_EXTEND_BLOCKS, 1);
 	wtsmgr_stat_count(ts, WTSMGR_STAT_EXTENDS, 1);
 	wtsmgr_stats_flush_if_due(false);
@@ -1081,8 +1215,8 @@ wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 /*
  * wtsmgr_zeroextend() -- Add zeroed blocks to a relation fork.
  *
- * In an untorn tablespace the zero blocks are written, atomically and in
- * batches, rather than fallocate()d: see the file header.
+ * In a protected tablespace the zero blocks are written, atomically and in
+ * runs, rather than fallocate()d: see the file header.
  */
 void
 wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
@@ -1100,7 +1234,7 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	 * as md.c does.  The zeros cannot tear into anything: the blocks lie past
 	 * the old end of the file.
 	 */
-	if (!atomic_target(reln, &ts, &io_ts) || InRecovery)
+	if (!protected_target(reln, &ts, &io_ts) || InRecovery)
 	{
 		mdzeroextend(reln, forknum, blocknum, nblocks, skipFsync);
 		count_call(ts, WTSMGR_STAT_ZEROEXTEND_BLOCKS, nblocks);
@@ -1120,7 +1254,7 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 		uint32		n = Min(nblocks, WTSMGR_MAX_RUN);
 
 		atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, zeros, n,
-					 skipFsync, true);
+					 skipFsync, true, true);
 		count_call(ts, WTSMGR_STAT_ZEROEXTEND_BLOCKS, n);
 		wtsmgr_stat_count(ts, WTSMGR_STAT_EXTENDS, n);
 		blocknum += n;

@@ -3,7 +3,8 @@
  * wtsmgr_atomic.h
  *	  The write path of the wtsmgr storage manager: untorn atomic writes.
  *
- * Depends on wtsmgr_statx.h, wtsmgr_registry.h and wtsmgr_stats.h.
+ * Depends on wtsmgr_statx.h, wtsmgr_registry.h, wtsmgr_stats.h and
+ * wtsmgr_doublewrite.h.
  *
  * Copyright (c) 2026, wtsmgr developers
  *
@@ -11,6 +12,8 @@
  */
 #ifndef WTSMGR_ATOMIC_H
 #define WTSMGR_ATOMIC_H
+
+#include <sys/uio.h>
 
 #include "storage/fd.h"
 #include "storage/smgr.h"
@@ -21,7 +24,8 @@
 /* What wtsmgr keeps per segment file it writes atomically */
 typedef struct WtsmgrSegment
 {
-	File		file;			/* our O_DIRECT descriptor; 0 if not open */
+	File		file;			/* our descriptor; 0 if not open */
+	bool		direct;			/* ... opened with O_DIRECT */
 	bool		checked;		/* statx-checked since the fork was opened */
 	bool		atomic;			/* ... and found able to take atomic writes */
 	WtsmgrAtomicLimits limits;	/* ... with these limits, for unit planning */
@@ -46,9 +50,11 @@ typedef WtSMgrRelationData *WtSMgrRelation;
 
 /*
  * What the injection point "wtsmgr-atomic-unit" gets, before each unit of a
- * multi-unit write is submitted (and again when it is retried): tests set
- * result to -errno to make the unit fail, or to a byte count below len to
- * make it complete short, without writing it.  0 leaves it alone.
+ * multi-unit write is written (and again when it is tried again after an
+ * interruption): tests set result to -errno to make the unit fail, or to a
+ * byte count below len to make it complete short.  The unit is then not
+ * written, unless the callback writes part of it itself, through fd, as a
+ * torn write would.  0 leaves it alone.
  */
 typedef struct WtsmgrUnitFault
 {
@@ -56,6 +62,10 @@ typedef struct WtsmgrUnitFault
 	int			nunits;			/* units in the write */
 	int			len;			/* bytes in the unit */
 	int			result;			/* set by the callback */
+	int			fd;				/* the segment file, O_DIRECT */
+	const struct iovec *iov;	/* the unit's data */
+	int			niov;
+	long long	offset;			/* the unit's offset in the file */
 } WtsmgrUnitFault;
 
 extern void wtsmgr_atomic_init(void);

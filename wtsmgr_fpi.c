@@ -6,7 +6,7 @@
  * This file owns the decision that is wtsmgr's payoff: the answer to the
  * core xlog_untorn_block_hook, the settings that steer it
  * (wtsmgr.skip_full_page_images, wtsmgr.keep_full_page_images_tablespaces,
- * wtsmgr.database, wtsmgr.allow_torn_recovery), the announcer that makes
+ * wtsmgr.database), the announcer that makes
  * the decision, and what the WAL tells other servers about it.  It keeps
  * its per-tablespace state in the tablespace registry, through its
  * accessors.
@@ -25,15 +25,15 @@
  * The core asks only when torn pages are the sole reason for an image: not
  * for forced images, not while a base backup runs.  Invariant 1 of the
  * design demands that every write of such a block be atomic from then until
- * at least the next checkpoint completes.  wtsmgr_atomic.c writes every block
- * of a tablespace atomically as soon as a probe has found it untorn
- * (wtsmgr_ts_writes_atomically()), and it never goes back to md.c's plain
- * writes while the server runs, whatever later probes say or settings
- * change: a write it cannot do atomically fails with an ERROR and leaves the
- * buffer dirty.  So the settings in (b) may change at any reload, both ways,
- * and a probe that finds the tablespace no longer untorn makes (a) false at
- * once; neither can make a block that lost its image be written
- * non-atomically.
+ * at least the next checkpoint completes.  wtsmgr_atomic.c protects every
+ * write of a tablespace as soon as a probe has found it untorn
+ * (wtsmgr_ts_writes_protected()): it writes each block atomically, or, where
+ * the kernel refuses an atomic write, through the doublewrite area, which no
+ * crash can leave torn either; and it never goes back to md.c's plain writes
+ * while the server runs, whatever later probes say or settings change.  So
+ * the settings in (b) may change at any reload, both ways, and a probe that
+ * finds the tablespace no longer untorn makes (a) false at once; neither can
+ * make a block that lost its image be written unprotected.
  *
  * (b) is decided in one place, the announcer below, and published in shared
  * memory: the hook of every backend reads it, including backends busy with
@@ -44,10 +44,13 @@
  * (c) is what makes the WAL self-describing.  What ends the atomic path is a
  * restart without wtsmgr, or on other storage, and the WAL written until
  * then lacks images.  An announcement is a record of wtsmgr's own resource
- * manager, so replaying one needs wtsmgr, and its redo checks this server's
- * storage: crash recovery stops with a FATAL error if an announced
- * tablespace cannot be written untorn here any more, and a standby or
- * restored backup warns (see wtsmgr_redo()).  The redo also tells the core
+ * manager, so replaying one needs wtsmgr, and its redo protects the writes
+ * of every announced tablespace on this server too, before the first record
+ * without an image is replayed: atomically where this server's storage is
+ * untorn, otherwise through the doublewrite area, with a warning (see
+ * wtsmgr_redo()).  That holds for crash recovery, for a standby, and for a
+ * restored backup alike, and across their own crashes, since every write
+ * they made of such blocks was protected too.  The redo also tells the core
  * (XLogNoteImagesOmitted()), which refuses backups taken on a standby
  * while such WAL is replayed.  All of that works only if WAL from any
  * redo point carries an announcement before its first record without an
@@ -150,7 +153,6 @@ static WtsmgrAnnouncer *Announcer = NULL;
 /* GUC variables */
 static bool skip_full_page_images = true;
 static char *keep_fpi_tablespaces = NULL;
-static bool allow_torn_recovery = false;
 static char *announcer_database = NULL;
 
 /* the announcer's scratch memory for each decision */
@@ -282,6 +284,16 @@ wtsmgr_fpi_decision(WtsmgrTablespace *ts)
  * Redo of an announcement: the server that wrote the WAL (the primary, or
  * this server before a crash) left images of these tablespaces out from here
  * on.
+ *
+ * Replaying the records that follow writes their blocks, and a crash of
+ * this server could tear such a write, with no image left to repair it
+ * from: not even at the next start, which replays the same WAL.  So from
+ * now until this server stops, every write of these tablespaces here is
+ * protected, whatever this server's storage is.  Where it was proven
+ * untorn, that is the case already; elsewhere (a standby or restored backup
+ * on storage that tears, a data directory moved there, or a probe that
+ * failed) the blocks go through the doublewrite area wherever their files
+ * cannot take atomic writes, which is slow: warn.
  */
 static void
 wtsmgr_redo(XLogReaderState *record)
@@ -300,7 +312,6 @@ wtsmgr_redo(XLogReaderState *record)
 		Oid			spcoid = xlrec->spcoids[i];
 		WtsmgrTablespace *ts;
 		WtsmgrTablespaceInfo info;
-		const char *reason;
 		char		dir[MAXPGPATH];
 		struct stat st;
 
@@ -313,43 +324,27 @@ wtsmgr_redo(XLogReaderState *record)
 			continue;
 
 		ts = wtsmgr_get_tablespace(spcoid, false);
-		if (wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN)
-			continue;			/* replay writes it atomically too */
-		if (ts != NULL)
-		{
-			wtsmgr_ts_info(ts, &info);
-			reason = info.probe.result.reason;
-		}
-		else
-			reason = "the tablespace could not be probed";
-
-		/*
-		 * Crash recovery of our own WAL would write blocks that have no image
-		 * with writes that can tear, and a second crash before the
-		 * end-of-recovery checkpoint could corrupt them beyond repair.  Stop,
-		 * unless the DBA says otherwise.  (Archive recovery, which includes
-		 * standbys and restored backups, replays WAL that another server
-		 * wrote onto storage chosen for it: warn, below.)
-		 */
-		if (!InArchiveRecovery && !allow_torn_recovery)
+		if (ts == NULL)
 			ereport(FATAL,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot recover tablespace %u (\"%s\") without atomic writes",
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("cannot replay WAL without full-page images for tablespace %u (\"%s\")",
 							spcoid, dir),
-					 errdetail("The WAL to replay lacks full-page images for this tablespace because its blocks were written untorn, but the probe at startup found: %s. Recovering anyway would write these blocks with writes that a crash during recovery could tear.",
-							   reason),
-					 errhint("Fix the cause and start the server again. To recover anyway, set wtsmgr.allow_torn_recovery = on for one start.")));
+					 errdetail("wtsmgr must protect the writes of the tablespace, but it tracks at most %d tablespaces.",
+							   wtsmgr_registry_capacity()),
+					 errhint("Raise wtsmgr.max_tablespaces and start the server again.")));
 
-		/* warn once per tablespace while the server runs */
-		if (ts != NULL && !wtsmgr_ts_note_replay_unsafe(ts))
+		/* the first time only: replay may write its blocks from now on */
+		if (!wtsmgr_ts_set_protected(ts) ||
+			wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN)
 			continue;
 
+		wtsmgr_ts_info(ts, &info);
 		ereport(WARNING,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("WAL being replayed lacks full-page images for tablespace %u (\"%s\"), but its blocks may tear on this server",
+				(errcode(ERRCODE_WARNING),
+				 errmsg("WAL being replayed lacks full-page images for tablespace %u (\"%s\"), whose blocks may tear on this server",
 						spcoid, dir),
-				 errdetail("The server that wrote the WAL left the images out because its copy of the tablespace is written untorn; here: %s. A crash of this server while it writes such blocks could corrupt them.",
-						   reason),
+				 errdetail("The server that wrote the WAL left the images out because its copy of the tablespace is written untorn; here: %s. Until this server stops, its blocks are written with atomic writes where its files take them, and through wtsmgr's doublewrite area, at three durable writes each, where they do not.",
+						   info.probe.result.reason),
 				 errhint("Put this server's copy of the tablespace on storage with atomic writes (see wtsmgr_tablespaces), or set wtsmgr.skip_full_page_images = off on the primary and take a new base backup.")));
 	}
 }
@@ -740,15 +735,6 @@ wtsmgr_fpi_init(void)
 							   PGC_SIGHUP,
 							   GUC_LIST_INPUT,
 							   check_keep_fpi_tablespaces, NULL, NULL);
-
-	DefineCustomBoolVariable("wtsmgr.allow_torn_recovery",
-							 "Lets crash recovery replay WAL that lacks full-page images into tablespaces that can no longer be written untorn.",
-							 "A crash during such a recovery can corrupt blocks beyond repair.",
-							 &allow_torn_recovery,
-							 false,
-							 PGC_SIGHUP,
-							 0,
-							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("wtsmgr.database",
 							   "Database that wtsmgr's announcer connects to, to look up the tablespaces in wtsmgr.keep_full_page_images_tablespaces.",

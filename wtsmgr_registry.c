@@ -6,9 +6,9 @@
  *
  * This file owns the shared table of tablespaces, its lock and its size
  * (wtsmgr.max_tablespaces), and decides when a tablespace is probed
- * (wtsmgr_statx.c does the probing): the postmaster probes every tablespace
- * at startup, before recovery runs; a tablespace created later is probed on
- * first use; any can be probed again on demand.  No other file sees an
+ * (wtsmgr_statx.c does the probing): on first use, by whichever process
+ * needs it, or by the prober, a background worker that probes every
+ * tablespace once the server starts; any can be probed again on demand.  No other file sees an
  * entry's layout.
  *
  * The lock protocol.  Entries are appended under the lock and never
@@ -33,12 +33,15 @@
 #include "catalog/pg_tablespace_d.h"
 #include "common/file_utils.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "wtsmgr_registry.h"
 
@@ -48,14 +51,23 @@ struct WtsmgrTablespace
 	pg_atomic_uint32 state;		/* a WtsmgrTablespaceState */
 
 	/*
-	 * Set once a probe has found the tablespace untorn, and never cleared
-	 * while the server runs: from then on every write there is atomic, even
-	 * if a later probe disagrees, because pages whose images were left out
-	 * must never be written otherwise (see wtsmgr_fpi.c).  The one exception
-	 * is a tablespace dropped and created again under the same OID, in
-	 * another directory: none of the old one's pages is left to write.
+	 * Set once a probe has found the tablespace untorn, or replayed WAL said
+	 * that its images were left out, and never cleared while the server
+	 * runs: from then on every write there is protected (atomic, or through
+	 * the doublewrite area), even if a later probe disagrees, because pages
+	 * whose images were left out must never be written otherwise (see
+	 * wtsmgr_fpi.c).  The one exception is a tablespace dropped and created
+	 * again under the same OID, in another directory: none of the old one's
+	 * pages is left to write.  A WtsmgrProtection.
 	 */
-	pg_atomic_uint32 atomic_path;
+	pg_atomic_uint32 protected_path;
+
+	/* set when the kernel broke its promise there: wtsmgr_ts_mark_torn() */
+	pg_atomic_uint32 distrusted;
+
+	/* the last write that took the way out: when, and why (see below) */
+	pg_atomic_uint64 last_fallback;
+	pg_atomic_uint32 fallback_cause;
 
 	/* a WtsmgrFpiDecision, published by the announcer (wtsmgr_fpi.c) */
 	pg_atomic_uint32 decision;
@@ -65,9 +77,6 @@ struct WtsmgrTablespace
 	 * tablespace covers (wtsmgr_fpi.c); 0 for none.
 	 */
 	pg_atomic_uint64 announced_redo;
-
-	/* set when replayed WAL lacked images although we are not untorn */
-	pg_atomic_uint32 replay_unsafe;
 
 	WtsmgrProbe probe;			/* the last probe; under the lock */
 };
@@ -97,11 +106,13 @@ registry_size(void)
 
 /*
  * wtsmgr_registry_init() -- Called from _PG_init(): the setting that sizes
- * the table.
+ * the table, and the prober.
  */
 void
 wtsmgr_registry_init(void)
 {
+	BackgroundWorker worker;
+
 	DefineCustomIntVariable("wtsmgr.max_tablespaces",
 							"Number of tablespaces wtsmgr tracks.",
 							"Tablespaces beyond it, pg_default and pg_global included, keep their full-page images and are written by md.c.",
@@ -110,6 +121,16 @@ wtsmgr_registry_init(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_PostmasterStart;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "wtsmgr", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "wtsmgr_prober_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "wtsmgr prober", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "wtsmgr prober", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
 }
 
 void
@@ -197,15 +218,31 @@ wtsmgr_ts_state(WtsmgrTablespace *ts)
 }
 
 /*
- * wtsmgr_ts_writes_atomically() -- Are this tablespace's blocks written with
- * atomic writes?  Yes once a probe has found it untorn, until the server
- * stops, whatever later probes say (see atomic_path).  The write path and
- * the views both ask this.
+ * wtsmgr_ts_writes_protected() -- Are this tablespace's writes protected
+ * against tearing (atomic, or through the doublewrite area)?  Yes once a
+ * probe has found it untorn or replay has called wtsmgr_ts_set_protected(),
+ * until the server stops, whatever later probes say (see protected_path).
+ * The write path and the views both ask this.
  */
 bool
-wtsmgr_ts_writes_atomically(WtsmgrTablespace *ts)
+wtsmgr_ts_writes_protected(WtsmgrTablespace *ts)
 {
-	return ts != NULL && pg_atomic_read_u32(&ts->atomic_path) != 0;
+	return ts != NULL &&
+		pg_atomic_read_u32(&ts->protected_path) != WTSMGR_UNPROTECTED;
+}
+
+/*
+ * wtsmgr_ts_set_protected() -- Protect every write of this tablespace from
+ * now until the server stops.  Returns true if they were not protected
+ * before.
+ */
+bool
+wtsmgr_ts_set_protected(WtsmgrTablespace *ts)
+{
+	uint32		expected = WTSMGR_UNPROTECTED;
+
+	return pg_atomic_compare_exchange_u32(&ts->protected_path, &expected,
+										  WTSMGR_PROTECTED_BY_REPLAY);
 }
 
 uint32
@@ -233,14 +270,49 @@ wtsmgr_ts_set_announced_redo(WtsmgrTablespace *ts, XLogRecPtr redo)
 }
 
 /*
- * wtsmgr_ts_note_replay_unsafe() -- Remember that replayed WAL lacked images
- * of this tablespace although its blocks may tear here.  Returns true the
- * first time, so that the caller warns once.
+ * wtsmgr_ts_atomic_distrusted() -- Must protected writes there go through
+ * the doublewrite area, even where atomic writes seem possible?  See
+ * wtsmgr_ts_mark_torn().
  */
 bool
-wtsmgr_ts_note_replay_unsafe(WtsmgrTablespace *ts)
+wtsmgr_ts_atomic_distrusted(WtsmgrTablespace *ts)
 {
-	return pg_atomic_exchange_u32(&ts->replay_unsafe, 1) == 0;
+	return pg_atomic_read_u32(&ts->distrusted) != 0;
+}
+
+/*
+ * wtsmgr_ts_note_fallback() -- Remember that a write there took the way out
+ * (an atomic write was refused, or the file cannot take one), and why: an
+ * errno, or a WTSMGR_FALLBACK_* code.  Returns the time of the one before, or
+ * 0.  Lock-free.
+ */
+TimestampTz
+wtsmgr_ts_note_fallback(WtsmgrTablespace *ts, int cause)
+{
+	pg_atomic_write_u32(&ts->fallback_cause, (uint32) cause);
+	return (TimestampTz) pg_atomic_exchange_u64(&ts->last_fallback,
+												(uint64) GetCurrentTimestamp());
+}
+
+/*
+ * wtsmgr_ts_mark_torn() -- The kernel broke its promise of atomic writes
+ * there (reason says how): the tablespace keeps its images from now on, as
+ * if a probe had found it torn, and its writes stay protected, but no
+ * longer by atomic writes (wtsmgr_ts_atomic_distrusted()) until a probe
+ * finds it untorn again.
+ */
+void
+wtsmgr_ts_mark_torn(WtsmgrTablespace *ts, const char *reason)
+{
+	LWLockAcquire(Registry->lock, LW_EXCLUSIVE);
+	ts->probe.result.untorn = false;
+	strlcpy(ts->probe.result.reason, reason, sizeof(ts->probe.result.reason));
+	pg_atomic_write_u32(&ts->distrusted, 1);
+	pg_atomic_write_u32(&ts->state, WTSMGR_TS_TORN);
+	pg_atomic_write_u64(&ts->announced_redo, InvalidXLogRecPtr);
+	if (change_callback)
+		change_callback();
+	LWLockRelease(Registry->lock);
 }
 
 /*
@@ -252,16 +324,17 @@ wtsmgr_ts_info(WtsmgrTablespace *ts, WtsmgrTablespaceInfo *info)
 	LWLockAcquire(Registry->lock, LW_SHARED);
 	info->spcoid = ts->spcoid;
 	info->state = (WtsmgrTablespaceState) pg_atomic_read_u32(&ts->state);
-	info->atomic_path = pg_atomic_read_u32(&ts->atomic_path) != 0;
-	info->replay_unsafe = pg_atomic_read_u32(&ts->replay_unsafe) != 0;
+	info->protection = (WtsmgrProtection) pg_atomic_read_u32(&ts->protected_path);
+	info->distrusted = pg_atomic_read_u32(&ts->distrusted) != 0;
+	info->last_fallback = (TimestampTz) pg_atomic_read_u64(&ts->last_fallback);
+	info->fallback_cause = (int) pg_atomic_read_u32(&ts->fallback_cause);
 	info->probe = ts->probe;
 	LWLockRelease(Registry->lock);
 }
 
 /*
  * Store a probe's result in a tablespace's entry, which is made if ts is
- * NULL.  The caller holds the lock exclusively, or is the postmaster before
- * any other process exists.  Returns the entry, or NULL if there is no room
+ * NULL.  The caller holds the lock exclusively.  Returns the entry, or NULL if there is no room
  * for another.
  */
 static WtsmgrTablespace *
@@ -302,15 +375,18 @@ publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
 		pg_atomic_write_u32(&ts->state, WTSMGR_TS_UNPROBED);
 		pg_atomic_write_u64(&ts->announced_redo, InvalidXLogRecPtr);
 		pg_write_barrier();
-		pg_atomic_write_u32(&ts->atomic_path, 0);
-		pg_atomic_write_u32(&ts->replay_unsafe, 0);
+		pg_atomic_write_u32(&ts->protected_path, WTSMGR_UNPROTECTED);
+		pg_atomic_write_u32(&ts->distrusted, 0);
+		pg_atomic_write_u64(&ts->last_fallback, 0);
+		pg_atomic_write_u32(&ts->fallback_cause, 0);
 	}
 
 	ts->probe = *probe;
 	if (result->untorn)
 	{
-		/* from now on, every write there is atomic: see wtsmgr_fpi.c */
-		pg_atomic_write_u32(&ts->atomic_path, 1);
+		/* from now on, every write there is protected: see wtsmgr_fpi.c */
+		pg_atomic_write_u32(&ts->protected_path, WTSMGR_PROTECTED_BY_PROBE);
+		pg_atomic_write_u32(&ts->distrusted, 0);
 		pg_write_barrier();
 		pg_atomic_write_u32(&ts->state, WTSMGR_TS_UNTORN);
 	}
@@ -346,30 +422,32 @@ publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
 }
 
 /*
- * Probe a tablespace and publish the result, from the postmaster before any
- * other process exists.
+ * The prober: a background worker that probes pg_default, pg_global and
+ * every tablespace in pg_tblspc once the server starts, and exits.
+ *
+ * Probes write and fsync a file in each tablespace, and a tablespace whose
+ * filesystem hangs must not stop the server from starting; so the
+ * postmaster probes nothing itself, and neither does the startup process
+ * ahead of recovery.  A tablespace is probed by whichever process needs it
+ * first (wtsmgr_get_tablespace()): the prober, a process writing to it,
+ * or the startup process replaying WAL that says its images were left out
+ * (wtsmgr_fpi.c), which is all crash recovery needs.  After a crash restart
+ * the prober does not run again; its probes of the tablespaces in use are
+ * made on first use.
  */
-static void
-store_probe(Oid spcoid)
-{
-	WtsmgrProbe probe;
+PGDLLEXPORT void wtsmgr_prober_main(Datum main_arg);
 
-	wtsmgr_remove_stale_probe_files(spcoid);
-	wtsmgr_probe_tablespace(spcoid, &probe);
-	(void) publish_probe(spcoid, NULL, &probe);
-}
-
-/*
- * Probe pg_default, pg_global and every tablespace in pg_tblspc.
- */
-static void
-probe_all_tablespaces(void)
+void
+wtsmgr_prober_main(Datum main_arg)
 {
 	DIR		   *dir;
 	struct dirent *de;
 
-	store_probe(DEFAULTTABLESPACE_OID);
-	store_probe(GLOBALTABLESPACE_OID);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	(void) wtsmgr_get_tablespace(DEFAULTTABLESPACE_OID, false);
+	(void) wtsmgr_get_tablespace(GLOBALTABLESPACE_OID, false);
 
 	dir = AllocateDir(PG_TBLSPC_DIR);
 	while ((de = ReadDir(dir, PG_TBLSPC_DIR)) != NULL)
@@ -377,22 +455,21 @@ probe_all_tablespaces(void)
 		char	   *end;
 		unsigned long oid;
 
+		CHECK_FOR_INTERRUPTS();
 		errno = 0;
 		oid = strtoul(de->d_name, &end, 10);
 		if (errno != 0 || *end != '\0' || end == de->d_name ||
 			oid == InvalidOid || oid > PG_UINT32_MAX)
 			continue;
-		store_probe((Oid) oid);
+		(void) wtsmgr_get_tablespace((Oid) oid, false);
 	}
 	FreeDir(dir);
+	proc_exit(0);
 }
 
 /*
- * wtsmgr_registry_shmem_startup() -- Create or attach to the table.
- *
- * Whoever creates it probes the tablespaces: the postmaster, at startup and
- * after a crash, before the startup process runs recovery, or a single-user
- * backend.  No other process exists yet.
+ * wtsmgr_registry_shmem_startup() -- Create or attach to the table, empty:
+ * see wtsmgr_prober_main() for who probes.
  */
 void
 wtsmgr_registry_shmem_startup(void)
@@ -411,16 +488,15 @@ wtsmgr_registry_shmem_startup(void)
 			WtsmgrTablespace *ts = &Registry->tablespaces[t];
 
 			pg_atomic_init_u32(&ts->state, WTSMGR_TS_UNPROBED);
-			pg_atomic_init_u32(&ts->atomic_path, 0);
+			pg_atomic_init_u32(&ts->protected_path, WTSMGR_UNPROTECTED);
+			pg_atomic_init_u32(&ts->distrusted, 0);
+			pg_atomic_init_u64(&ts->last_fallback, 0);
+			pg_atomic_init_u32(&ts->fallback_cause, 0);
 			pg_atomic_init_u32(&ts->decision, 0);
 			pg_atomic_init_u64(&ts->announced_redo, InvalidXLogRecPtr);
-			pg_atomic_init_u32(&ts->replay_unsafe, 0);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
-
-	if (!found)
-		probe_all_tablespaces();
 }
 
 /*

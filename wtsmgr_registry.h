@@ -28,13 +28,31 @@ typedef enum WtsmgrTablespaceState
 	WTSMGR_TS_UNTORN,			/* probed: BLCKSZ writes are untorn */
 } WtsmgrTablespaceState;
 
+/*
+ * Why writes took the way out (wtsmgr_ts_note_fallback()): an errno of a
+ * refused atomic write, or one of these.
+ */
+#define WTSMGR_FALLBACK_SHORT (-1)	/* an atomic write completed short */
+#define WTSMGR_FALLBACK_FILE (-2)	/* the file cannot take atomic writes */
+
+/* Why a tablespace's writes are protected: see wtsmgr_ts_writes_protected() */
+typedef enum WtsmgrProtection
+{
+	WTSMGR_UNPROTECTED = 0,		/* md.c writes them */
+	WTSMGR_PROTECTED_BY_PROBE,	/* a probe found the tablespace untorn */
+	WTSMGR_PROTECTED_BY_REPLAY, /* replayed WAL lacks its images, and no
+								 * probe found it untorn */
+} WtsmgrProtection;
+
 /* A consistent copy of a tablespace's entry, for reports */
 typedef struct WtsmgrTablespaceInfo
 {
 	Oid			spcoid;
 	WtsmgrTablespaceState state;
-	bool		atomic_path;	/* see wtsmgr_ts_writes_atomically() */
-	bool		replay_unsafe;	/* see wtsmgr_ts_note_replay_unsafe() */
+	WtsmgrProtection protection;	/* see wtsmgr_ts_writes_protected() */
+	bool		distrusted;		/* see wtsmgr_ts_atomic_distrusted() */
+	TimestampTz last_fallback;	/* see wtsmgr_ts_note_fallback(); 0: never */
+	int			fallback_cause; /* ... an errno or WTSMGR_FALLBACK_* */
 	WtsmgrProbe probe;			/* the last probe; zeros if unprobed */
 } WtsmgrTablespaceInfo;
 
@@ -56,7 +74,8 @@ extern WtsmgrTablespace *wtsmgr_reprobe_tablespace(Oid spcoid);
 extern Oid	wtsmgr_ts_oid(const WtsmgrTablespace *ts);
 extern uint32 wtsmgr_ts_slot(const WtsmgrTablespace *ts);
 extern WtsmgrTablespaceState wtsmgr_ts_state(WtsmgrTablespace *ts);
-extern bool wtsmgr_ts_writes_atomically(WtsmgrTablespace *ts);
+extern bool wtsmgr_ts_writes_protected(WtsmgrTablespace *ts);
+extern bool wtsmgr_ts_atomic_distrusted(WtsmgrTablespace *ts);
 extern uint32 wtsmgr_ts_decision(WtsmgrTablespace *ts);
 extern XLogRecPtr wtsmgr_ts_announced_redo(WtsmgrTablespace *ts);
 
@@ -67,6 +86,10 @@ extern void wtsmgr_ts_info(WtsmgrTablespace *ts, WtsmgrTablespaceInfo *info);
 extern void wtsmgr_ts_set_decision(WtsmgrTablespace *ts, uint32 decision);
 extern void wtsmgr_ts_set_announced_redo(WtsmgrTablespace *ts,
 										 XLogRecPtr redo);
-extern bool wtsmgr_ts_note_replay_unsafe(WtsmgrTablespace *ts);
+
+/* what the write path and replay change */
+extern bool wtsmgr_ts_set_protected(WtsmgrTablespace *ts);
+extern TimestampTz wtsmgr_ts_note_fallback(WtsmgrTablespace *ts, int cause);
+extern void wtsmgr_ts_mark_torn(WtsmgrTablespace *ts, const char *reason);
 
 #endif							/* WTSMGR_REGISTRY_H */

@@ -174,7 +174,24 @@ wtsmgr_statx(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-#define WTSMGR_TABLESPACES_COLS 20
+#define WTSMGR_TABLESPACES_COLS 21
+
+/*
+ * Why writes took the way out, in words: see wtsmgr_ts_note_fallback().
+ */
+static const char *
+fallback_cause(int cause)
+{
+	switch (cause)
+	{
+		case WTSMGR_FALLBACK_SHORT:
+			return "an atomic write completed short";
+		case WTSMGR_FALLBACK_FILE:
+			return "a file cannot take atomic writes";
+		default:
+			return psprintf("atomic write failed: %s", strerror(cause));
+	}
+}
 
 /*
  * Build the row of wtsmgr_tablespaces for one tablespace.
@@ -188,8 +205,10 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	bool		probed;
 	bool		untorn;
 	char		dir[MAXPGPATH];
+	Name		name = palloc(NAMEDATALEN);
 
 	memset(nulls, 0, sizeof(bool) * WTSMGR_TABLESPACES_COLS);
+	namestrcpy(name, spcname);
 	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
 
 	if (ts != NULL)
@@ -202,7 +221,7 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	probed = info.state != WTSMGR_TS_UNPROBED;
 	untorn = info.state == WTSMGR_TS_UNTORN;
 
-	values[0] = CStringGetDatum(spcname);
+	values[0] = NameGetDatum(name);
 	values[1] = ObjectIdGetDatum(spcoid);
 	values[2] = CStringGetTextDatum(dir);
 	if (probed)
@@ -226,12 +245,18 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 
 	/*
 	 * How the write path writes relation blocks there (the same answer it
-	 * gets itself): once a tablespace was found untorn, with O_DIRECT
-	 * RWF_ATOMIC writes until the server stops, otherwise through md.c's
-	 * buffered writes.  Buffered atomic writes would need RWF_WRITETHROUGH,
-	 * which no released kernel header defines yet.
+	 * gets itself): once its writes are protected, until the server stops,
+	 * with O_DIRECT RWF_ATOMIC writes where the storage takes them (and the
+	 * kernel has not broken its promise), else through the doublewrite area;
+	 * otherwise through md.c's buffered writes.  Buffered atomic writes would need RWF_WRITETHROUGH, which no
+	 * released kernel header defines yet.
 	 */
-	values[12] = CStringGetTextDatum(info.atomic_path ? "direct" : "buffered");
+	if (info.protection == WTSMGR_UNPROTECTED)
+		values[12] = CStringGetTextDatum("md");
+	else if (info.protection == WTSMGR_PROTECTED_BY_PROBE && !info.distrusted)
+		values[12] = CStringGetTextDatum("atomic");
+	else
+		values[12] = CStringGetTextDatum("doublewrite");
 
 	/*
 	 * Who makes a block's write atomic: the device, when it does atomic
@@ -267,8 +292,17 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 		values[17] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
 		nulls[18] = true;
 	}
-	/* replayed WAL lacked images although blocks may tear here */
-	values[19] = BoolGetDatum(info.replay_unsafe);
+	/* when writes last took the way out, and why */
+	if (info.last_fallback != 0)
+	{
+		values[19] = TimestampTzGetDatum(info.last_fallback);
+		values[20] = CStringGetTextDatum(fallback_cause(info.fallback_cause));
+	}
+	else
+	{
+		nulls[19] = true;
+		nulls[20] = true;
+	}
 }
 
 /*
@@ -389,12 +423,17 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 
 		values[0] = CStringGetTextDatum(forkNames[fork]);
 		if (spcname)
-			values[1] = CStringGetDatum(spcname);
+		{
+			Name		name = palloc(NAMEDATALEN);
+
+			namestrcpy(name, spcname);
+			values[1] = NameGetDatum(name);
+		}
 		else
 			nulls[1] = true;
 		values[2] = BoolGetDatum(wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN);
 		/* the write path's own answer; temporary relations go to md */
-		values[3] = BoolGetDatum(wtsmgr_ts_writes_atomically(ts) &&
+		values[3] = BoolGetDatum(wtsmgr_ts_writes_protected(ts) &&
 								 relpersistence != RELPERSISTENCE_TEMP);
 		values[4] = CStringGetTextDatum(fpi);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -426,13 +465,15 @@ wtsmgr_stat_io(PG_FUNCTION_ARGS)
 		bool		nulls[WTSMGR_NUM_IO_STATS + 3] = {0};
 		char	   *spcname = get_tablespace_name(spcoid);
 		WtsmgrStats stats;
+		NameData	name;
 		int			i = 0;
 
 		/* a dropped tablespace has nothing more to show */
 		if (spcname == NULL)
 			continue;
 		wtsmgr_stats_fetch(spcoid, &stats);
-		values[i++] = CStringGetDatum(spcname);
+		namestrcpy(&name, spcname);
+		values[i++] = NameGetDatum(&name);
 		values[i++] = ObjectIdGetDatum(spcoid);
 		for (int c = WTSMGR_FIRST_IO_STAT; c < WTSMGR_NUM_STATS; c++)
 			values[i++] = Int64GetDatum(stats.counters[c]);

@@ -39,18 +39,23 @@ typedef enum WtsmgrStat
 	WTSMGR_STAT_WRITE_BYTES,	/* bytes written by writev and extend */
 	WTSMGR_STAT_EXTENDS,		/* blocks added by extend and zeroextend */
 	WTSMGR_STAT_ATOMIC_WRITES,	/* blocks written with RWF_ATOMIC */
-	WTSMGR_STAT_ATOMIC_UNITS,	/* atomic units submitted */
-	WTSMGR_STAT_BATCHES,		/* submissions of more than one unit */
+	WTSMGR_STAT_ATOMIC_UNITS,	/* atomic units written */
+	WTSMGR_STAT_BATCHES,		/* runs cut into more than one unit */
 	WTSMGR_STAT_FPI_SKIPPED,	/* full-page images left out of records */
-	WTSMGR_STAT_REFUSALS,		/* writes refused: could not be atomic */
+	WTSMGR_STAT_REFUSALS,		/* atomic writes refused, or written short */
 	WTSMGR_STAT_ERRORS,			/* writes that failed */
 	WTSMGR_STAT_NONATOMIC_FILES,	/* files whose statx denied atomic writes */
+	WTSMGR_STAT_DOUBLEWRITES,	/* blocks written through the doublewrite
+								 * area */
+	WTSMGR_STAT_PLAIN_WRITES,	/* new blocks written plainly after a
+								 * refusal */
 } WtsmgrStat;
 
 #define WTSMGR_NUM_SMGR_STATS (WTSMGR_STAT_TRUNCATES + 1)
 #define WTSMGR_FIRST_IO_STAT WTSMGR_STAT_WRITES
-#define WTSMGR_NUM_IO_STATS (WTSMGR_STAT_NONATOMIC_FILES - WTSMGR_FIRST_IO_STAT + 1)
-#define WTSMGR_NUM_STATS (WTSMGR_STAT_NONATOMIC_FILES + 1)
+#define WTSMGR_LAST_STAT WTSMGR_STAT_PLAIN_WRITES
+#define WTSMGR_NUM_IO_STATS (WTSMGR_LAST_STAT - WTSMGR_FIRST_IO_STAT + 1)
+#define WTSMGR_NUM_STATS (WTSMGR_LAST_STAT + 1)
 
 /* The statistics of one tablespace, as the views show them */
 typedef struct WtsmgrStats

@@ -30,6 +30,8 @@
 #include "postgres.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -266,27 +268,34 @@ wtsmgr_set_extent_size_hint(int fd, uint32 bytes)
 }
 
 /*
- * wtsmgr_remove_stale_probe_files() -- Remove the probe files that processes
- * which died while probing left in a tablespace's directory: PostgreSQL's
- * own clean-up of temporary files does not look there, and DROP TABLESPACE
- * would trip over them.  Only for startup, when no probe can be running.
+ * Remove the probe files that processes which died while probing left in
+ * a directory: PostgreSQL's own clean-up of temporary files does not look
+ * there, and DROP TABLESPACE would trip over them.  A probe file is named
+ * after its prober's PID, so a file whose process no longer exists is left
+ * over; other probes of the same directory may be running meanwhile, and
+ * their files are left alone.
  */
-void
-wtsmgr_remove_stale_probe_files(Oid spcoid)
+static void
+remove_stale_probe_files(const char *dir)
 {
-	char		dir[MAXPGPATH];
 	DIR		   *d;
 	struct dirent *de;
 
-	wtsmgr_tablespace_dir(spcoid, dir, sizeof(dir));
 	d = AllocateDir(dir);
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
 		char		path[MAXPGPATH];
+		char	   *end;
+		long		pid;
 
 		if (strncmp(de->d_name, WTSMGR_PROBE_PREFIX,
 					strlen(WTSMGR_PROBE_PREFIX)) != 0)
 			continue;
+		errno = 0;
+		pid = strtol(de->d_name + strlen(WTSMGR_PROBE_PREFIX), &end, 10);
+		if (errno == 0 && *end == '\0' && pid > 0 && pid <= INT_MAX &&
+			(kill((pid_t) pid, 0) == 0 || errno != ESRCH))
+			continue;			/* its prober is alive, or it is ours */
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) != 0 && errno != ENOENT)
 			ereport(LOG,
@@ -477,37 +486,30 @@ wtsmgr_probe_tablespace(Oid spcoid, WtsmgrProbe *probe)
 	/* lets tests stall a probe, to see that it blocks nobody else */
 	INJECTION_POINT("wtsmgr-probe", NULL);
 
+	remove_stale_probe_files(dir);
 	probe_directory(dir, &probe->result);
 	probe->probed_at = GetCurrentTimestamp();
 }
 
 /*
- * wtsmgr_check_segment_file() -- Check that a segment file in an untorn
- * tablespace can itself take atomic writes of a block.
+ * wtsmgr_check_segment_file() -- Can a segment file in a protected
+ * tablespace itself take atomic writes of a block?
  *
  * Limits are per file: a file may, for instance, have been copied in from
- * elsewhere or sit on another filesystem behind a link.  A file that cannot
- * is reported with a WARNING, and false is returned: the write path then
- * refuses to write it.  *limits gets the file's own limits, with which the
- * write path plans its units.
+ * elsewhere or sit on another filesystem behind a link.  *limits gets the
+ * file's own limits, with which the write path plans its units; if the file
+ * cannot take atomic writes, false is returned and reason says why.
  */
 bool
-wtsmgr_check_segment_file(const char *path, WtsmgrAtomicLimits *limits)
+wtsmgr_check_segment_file(const char *path, WtsmgrAtomicLimits *limits,
+						  char *reason, size_t size)
 {
-	char		reason[256];
-
 	if (wtsmgr_read_atomic_limits(path, limits) != 0)
-		snprintf(reason, sizeof(reason), "statx failed: %m");
-	else if (limits_allow_untorn_blocks(limits, reason, sizeof(reason)))
-		return true;
-
-	ereport(WARNING,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("file \"%s\" in a tablespace with atomic writes cannot be written atomically", path),
-			 errdetail("%s. Writes to the file fail until this is fixed; their blocks stay dirty in shared buffers.",
-					   reason),
-			 errhint("Check how the file came to be there, then run wtsmgr_probe() on its tablespace.")));
-	return false;
+	{
+		snprintf(reason, size, "statx failed: %m");
+		return false;
+	}
+	return limits_allow_untorn_blocks(limits, reason, size);
 }
 
 /*

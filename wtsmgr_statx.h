@@ -60,12 +60,12 @@ extern void wtsmgr_statx_init(void);
 extern int	wtsmgr_read_atomic_limits(const char *path,
 									  WtsmgrAtomicLimits *limits);
 extern bool wtsmgr_check_segment_file(const char *path,
-									  WtsmgrAtomicLimits *limits);
+									  WtsmgrAtomicLimits *limits,
+									  char *reason, size_t size);
 extern bool wtsmgr_set_extent_size_hint(int fd, uint32 bytes);
 extern void wtsmgr_tablespace_dir(Oid spcoid, char *buf, size_t size);
 extern void wtsmgr_tablespace_dir_identity(Oid spcoid, uint64 *dev,
 										   uint64 *ino);
 extern void wtsmgr_probe_tablespace(Oid spcoid, WtsmgrProbe *probe);
-extern void wtsmgr_remove_stale_probe_files(Oid spcoid);
 
 #endif							/* WTSMGR_STATX_H */

@@ -92,13 +92,13 @@ SELECT fpi_skipped, est_bytes_saved, est_saved_pct FROM wtsmgr_wal_savings;
 DROP TABLE wt_fpi;
 DROP EXTENSION pg_walinspect;
 
--- pg_default and pg_global were probed at startup; the decision and the
--- reason always come together.
+-- pg_default and pg_global were probed (by the prober at startup, or by
+-- their first write); the decision and the reason always come together.
 SELECT tablespace, path, probed_at IS NOT NULL AS probed,
        untorn_blocks = (reason LIKE 'RWF_ATOMIC write of 8192 bytes proven%') AS reason_matches,
        full_page_images LIKE 'kept: %' AS images_kept,
-       io_method = CASE WHEN untorn_blocks THEN 'direct' ELSE 'buffered' END
-         AS io_method_matches
+       write_path = CASE WHEN untorn_blocks THEN 'atomic' ELSE 'md' END
+         AS write_path_matches
 FROM wtsmgr_tablespaces WHERE tablespace IN ('pg_default', 'pg_global')
 ORDER BY 1;
 SELECT fork, tablespace FROM wtsmgr_relation('pg_class') ORDER BY 1;

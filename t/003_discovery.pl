@@ -63,12 +63,13 @@ create_tablespaces(
 	ts_kept => "$atomic_dir/ts_kept_$$",
 	ts_plain => $node->basedir . '/ts_plain',
 	ts_full => "$full_dir/ts_full_$$");
-# Restart: the postmaster probes every tablespace before recovery.
+# Restart: the prober probes every tablespace once the server has started.
 $node->restart;
+wait_for_probes($node);
 ok( $node->log_contains(
 		qr/LOG:  wtsmgr: tablespace \d+ \("pg_tblspc\/\d+\/PG_18_\d+"\): blocks are written untorn/
 	),
-	'the postmaster logs each probe');
+	'each probe is logged');
 
 my $row = sub {
 	my ($ts, $cols) = @_;
@@ -79,8 +80,8 @@ my $limits = 'atomic_write, atomic_unit_min, atomic_unit_max, '
   . 'atomic_unit_max_opt, atomic_segments_max, dio_mem_align, dio_offset_align';
 
 # Untorn on XFS, with the figures statx gives for a file there.
-is( $row->('ts_atomic', 'fs_type, untorn_blocks, io_method'),
-	'xfs|t|direct', 'XFS tablespace: untorn, written with O_DIRECT');
+is( $row->('ts_atomic', 'fs_type, untorn_blocks, write_path'),
+	'xfs|t|atomic', 'XFS tablespace: untorn, written with atomic writes');
 like(
 	$row->('ts_atomic', 'reason'),
 	qr/^RWF_ATOMIC write of 8192 bytes proven; atomic units \d+ to \d+ bytes on xfs$/,
@@ -169,6 +170,13 @@ symlink($moved, $file_atomic) or die "symlink: $!";
 $node->start;
 my ($ret, $stdout, $stderr) = $node->psql('postgres',
 	'UPDATE t_atomic SET id = id + 1; CHECKPOINT;');
+is($ret, 0, 'the checkpoint writes it all the same');
+cmp_ok(
+	$node->safe_psql(
+		'postgres',
+		q{SELECT doublewrites FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
+	'>=', 1,
+	'through the doublewrite area');
 cmp_ok(
 	$node->safe_psql(
 		'postgres',
@@ -194,9 +202,10 @@ like(
 	qr/^f\|could not create probe file ".*pgsql_tmp_wtsmgr_probe\.\d+" with O_DIRECT: Permission denied$/,
 	'unwritable directory: not untorn, and the reason says why');
 $node->restart;
+wait_for_probes($node);
 like($row->('ts_atomic', 'untorn_blocks, reason'),
 	qr/^f\|could not create probe file .*Permission denied$/,
-	'the server starts, and the startup probe reports the same');
+	'the server starts, and the prober reports the same');
 chmod 0700, $version_dir or die "chmod: $!";
 is($node->safe_psql('postgres',
 		q{SELECT untorn_blocks FROM wtsmgr_probe('ts_atomic')}),
@@ -219,6 +228,7 @@ like(
 	qr/^f\|.*No space left on device$/,
 	'full filesystem: not untorn, and the reason says why');
 $node->restart;
+wait_for_probes($node);
 like($row->('ts_full', 'untorn_blocks, reason'),
 	qr/^f\|.*No space left on device$/,
 	'the server starts with the filesystem full, and reports it');

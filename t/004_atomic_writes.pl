@@ -3,8 +3,8 @@
 # The atomic write path.  pgbench and an index build on a tablespace on the
 # atomic XFS filesystem: wtsmgr_stat_io shows atomic writes and multi-unit
 # batches, strace shows that no process writes data to those files except
-# with pwritev2(RWF_ATOMIC) (batches go through io_uring, which strace does
-# not see, and which the counters show), pg_amcheck is clean, and the data
+# with pwritev2(RWF_ATOMIC) (every unit is one such call), pg_amcheck is
+# clean, and the data
 # is identical to the same deterministic run on a tablespace that md.c
 # writes, before and after a crash.  Both durability modes are run.
 

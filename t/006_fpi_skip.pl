@@ -296,19 +296,24 @@ for my $db ('db_atomic', 'db_plain')
 }
 my $torn = $standby{torn};
 ok( $torn->log_contains(
-		qr/WARNING:  WAL being replayed lacks full-page images for tablespace $oid{ts_atomic} .*, but its blocks may tear on this server/
+		qr/WARNING:  WAL being replayed lacks full-page images for tablespace $oid{ts_atomic} .*, whose blocks may tear on this server/
 	),
 	'a standby whose copy of the untorn tablespace may tear warns');
 ok( $torn->log_contains(
-		qr/DETAIL:  .*A crash of this server while it writes such blocks could corrupt them.*\n.*HINT:  \S/
+		qr/DETAIL:  .*Until this server stops, its blocks are written with atomic writes where its files take them, and through wtsmgr's doublewrite area.*\n.*HINT:  \S/
 	),
 	'with a hint');
 is(scalar(() = slurp_file($torn->logfile) =~ /lacks full-page images for tablespace $oid{ts_atomic}/g),
 	1, 'once');
 is( $torn->safe_psql(
 		'postgres',
-		q{SELECT replay_unsafe FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'}),
-	't', 'and its view says so');
+		q{SELECT write_path FROM wtsmgr_tablespaces WHERE tablespace = 'ts_atomic'}),
+	'doublewrite', 'and its view says that its blocks go through the doublewrite area');
+cmp_ok(
+	$torn->safe_psql(
+		'postgres',
+		q{SELECT doublewrites FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
+	'>', 0, 'which the standby has written through');
 
 $_->stop for values %standby;
 

@@ -39,9 +39,9 @@ $node->safe_psql(
 	CHECKPOINT});
 is( $node->safe_psql(
 		'postgres',
-		q{SELECT untorn_blocks, io_method FROM wtsmgr_tablespaces
+		q{SELECT untorn_blocks, write_path FROM wtsmgr_tablespaces
 		  WHERE tablespace = 'ts_p'}),
-	't|direct', 'the tablespace is untorn and written directly');
+	't|atomic', 'the tablespace is untorn and written atomically');
 
 # The probe creates its file in the tablespace's version directory; the
 # relations live one level down, in the database's directory.
@@ -49,11 +49,11 @@ my ($vdir) = glob("$ts_dir/PG_18_*");
 chmod 0500, $vdir or die "chmod $vdir: $!";
 
 my $probe = $node->safe_psql('postgres',
-	q{SELECT untorn_blocks, io_method, reason FROM wtsmgr_probe('ts_p')});
+	q{SELECT untorn_blocks, write_path, reason FROM wtsmgr_probe('ts_p')});
 like(
 	$probe,
-	qr/^f\|direct\|could not create probe file "[^"]+"[^:]*: Permission denied$/,
-	'the re-probe fails, says why, and writes stay direct');
+	qr/^f\|atomic\|could not create probe file "[^"]+"[^:]*: Permission denied$/,
+	'the re-probe fails, says why, and writes stay atomic');
 is( $node->safe_psql(
 		'postgres',
 		q{SELECT reason LIKE 'could not create probe file%'

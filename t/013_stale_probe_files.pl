@@ -4,7 +4,8 @@
 # the tablespace's directory and removes it; a crash in between leaves it.
 # Such a file must not make DROP TABLESPACE fail, and must not make a later
 # probe by a process with the same PID (containers reuse PIDs) fail and
-# call the tablespace torn.
+# call the tablespace torn.  Each probe removes the files of processes that
+# no longer exist, so the prober removes them after a start.
 
 use strict;
 use warnings FATAL => 'all';
@@ -52,11 +53,12 @@ $node->stop;
 touch("$vdir1/pgsql_tmp_wtsmgr_probe.999999");
 touch($node->data_dir . '/base/pgsql_tmp_wtsmgr_probe.999998');
 $node->start;
+wait_for_probes($node);
 is( join(',',
 		glob("$vdir1/pgsql_tmp_wtsmgr_probe.*"),
 		glob($node->data_dir . '/base/pgsql_tmp_wtsmgr_probe.*')),
 	'',
-	'left-over probe files are removed at startup');
+	'left-over probe files are removed when the tablespaces are probed after start');
 my ($ret, $stdout, $stderr) =
   $node->psql('postgres', 'DROP TABLESPACE ts_s1');
 is($ret, 0, 'DROP TABLESPACE succeeds');

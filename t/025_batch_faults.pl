@@ -18,15 +18,14 @@
 #   new, so the comparison can tell;
 # - the data reads back after the later checkpoint and a crash.
 #
-# Cases: no fault (the control each fault is told apart from); the first,
-# a middle and the last unit failing in an io_uring batch; a unit written
-# short once (retried, succeeds) and every time (fails after the retry
-# limit); a queue smaller than the batch (wtsmgr.io_uring_entries = 2);
-# io_uring unavailable (the injection point "wtsmgr-ring-setup" makes ring
-# setup fail; kernel.io_uring_disabled is machine-wide, so it is left
-# alone), where units go one at a time through pwritev2(); a segment file
-# made read-only before the checkpoint opens it; a tablespace on tmpfs
-# (no O_DIRECT: probed torn, md.c writes it and keeps its images, and a
+# Cases: no fault (the control each fault is told apart from); the first
+# and a middle unit failing with EIO (the run stops there); a unit the
+# kernel refuses (EINVAL, EOPNOTSUPP, ENOSPC), which goes through the
+# doublewrite area; a multi-block unit with ENOSPC, tried again one block
+# at a time; a unit written short once and every time (never written
+# atomically again: through the doublewrite area); a segment file made
+# read-only before the checkpoint opens it; a tablespace on tmpfs (no
+# O_DIRECT: probed torn, md.c writes it and keeps its images, and a
 # read-only segment file there fails md.c's way); and a unit failing in a
 # backend's bulk write (an index build), whose SQLSTATE the client sees.
 #
@@ -73,8 +72,6 @@ $node->safe_psql(
 		AS '$module', 'wtsmgr_test_fault_unit' LANGUAGE C STRICT;
 	CREATE FUNCTION clear_unit_fault() RETURNS bool
 		AS '$module', 'wtsmgr_test_clear_unit_fault' LANGUAGE C STRICT;
-	CREATE FUNCTION fail_ring_setup(text) RETURNS void
-		AS '$module', 'wtsmgr_test_fail_ring_setup' LANGUAGE C STRICT;
 	CREATE VIEW checkpointer_writes AS
 		SELECT write_bytes FROM pg_stat_io
 		WHERE backend_type = 'checkpointer' AND object = 'relation'
@@ -250,18 +247,34 @@ my $batches_now = sub {
 		q{SELECT batches FROM wtsmgr_stat_io WHERE tablespace = 'ts_batch'});
 	return $batches;
 };
+my $fallback_now = sub {
+	return $node->safe_psql('postgres',
+		q{SELECT coalesce(fallback_cause, '') || '|' || coalesce(last_fallback::text, '')
+		  FROM wtsmgr_tablespaces WHERE tablespace = 'ts_batch'});
+};
 
-# io_uring, 64 entries: all five units go in one submission.  The first
-# case also checks that the comparison sees a torn unit: the new bytes with
-# the first 4 kB of block 5 (inside unit [4-7]) old.
+# Are these blocks of $new among the copies in the doublewrite area?
+sub copied_through_area
+{
+	my ($new, $first, $n) = @_;
+	my %copies = map { $_ => 1 } doublewrite_copies($node);
+	for my $b ($first .. $first + $n - 1)
+	{
+		return 0 unless $copies{ block($new, $b) };
+	}
+	return 1;
+}
 
+# Units are written one after another, with synchronous pwritev2() calls.
+# The first case also checks that the comparison sees a torn unit: the new
+# bytes with the first 4 kB of block 5 (inside unit [4-7]) old.
 my $batches0 = $batches_now->();
 run_case(
-	name => 'control (io_uring)',
+	name => 'control',
 	pattern => 'NNNNN',
 	after => sub {
 		cmp_ok($batches_now->(), '>', $batches0,
-			'control: the run went through io_uring as a batch');
+			'control: the run was cut into several units');
 	});
 {
 	my $torn = $last_new;
@@ -273,83 +286,91 @@ run_case(
 	is(classify($last_old, $torn, $last_new), 'NNNTN',
 		'and a unit with one whole block old and the rest new');
 }
+
+# An I/O error stops the run: the units after it are not written.
 run_case(
 	name => 'first unit EIO',
 	fault => [ 0, 'EIO', 'true' ],
 	sqlstate => '58030',
 	message => qr/could not write 8192 bytes atomically to file ".*" at offset 8192: Input\/output error/,
 	fired => 1,
-	pattern => 'ONNNN');
+	pattern => 'OOOOO');
 run_case(
-	name => 'middle unit EINVAL',
-	fault => [ 2, 'EINVAL', 'true' ],
-	sqlstate => '58030',
-	message => qr/could not write 32768 bytes atomically to file ".*" at offset 32768: Invalid argument/,
-	fired => 1,
-	pattern => 'NNONN');
-run_case(
-	name => 'last unit ENOSPC',
-	fault => [ -1, 'ENOSPC', 'true' ],
-	sqlstate => '53100',
-	message => qr/could not write 8192 bytes atomically to file ".*" at offset 131072: No space left on device/,
-	fired => 1,
-	pattern => 'NNNNO');
-run_case(
-	name => 'middle unit short once',
-	fault => [ 2, 'short', 'true' ],
-	fired => 1,
-	pattern => 'NNNNN');
-run_case(
-	name => 'middle unit short every time',
-	fault => [ 2, 'short', 'false' ],
+	name => 'middle unit EIO',
+	fault => [ 2, 'EIO', 'true' ],
 	sqlstate => '58030',
 	message => qr/could not write 32768 bytes atomically to file ".*" at offset 32768: Input\/output error/,
-	fired => 16,
-	pattern => 'NNONN');
-
-# A queue of 2 entries: the batch goes in rounds; once unit 0 fails, unit 1
-# (submitted with it) completes and no later unit is submitted.
-$node->append_conf('postgresql.conf', 'wtsmgr.io_uring_entries = 2');
-$node->restart;
-run_case(name => 'control (queue of 2)', pattern => 'NNNNN');
-run_case(
-	name => 'queue of 2, first unit EIO',
-	fault => [ 0, 'EIO', 'true' ],
-	sqlstate => '58030',
-	message => qr/could not write 8192 bytes atomically .* Input\/output error/,
 	fired => 1,
-	pattern => 'ONOOO');
-$node->append_conf('postgresql.conf', 'wtsmgr.io_uring_entries = 64');
-$node->restart;
+	pattern => 'NNOOO');
 
-# io_uring unavailable: units go one at a time, and stop at the failure.
-# The crash at the end of each case detaches the injection point.
+# A unit the kernel refuses to write atomically goes through the
+# doublewrite area: the checkpoint succeeds, the area's page slots hold the
+# unit's new blocks, and the view says when and why.
 for my $case (
-	[ 'control (no io_uring)', undef, undef, undef, 0, 'NNNNN' ],
-	[
-		'no io_uring, middle unit EIO', [ 2, 'EIO', 'true' ],
-		'58030', qr/could not write 32768 bytes atomically .* Input\/output error/,
-		1, 'NNOOO'
-	])
+	[ 'middle unit EINVAL', 2, 'EINVAL', 4, 4, 'Invalid argument' ],
+	[ 'middle unit EOPNOTSUPP', 2, 'EOPNOTSUPP', 4, 4, 'Operation not supported' ],
+	[ 'last unit ENOSPC', -1, 'ENOSPC', 16, 1, 'No space left on device' ])
 {
-	my ($name, $fault, $sqlstate, $message, $fired, $pattern) = @$case;
-	$node->safe_psql('postgres', "SELECT fail_ring_setup('$lib')")
-	  unless $no_faults;
-	my $batches = $batches_now->();
+	my ($name, $unit, $err, $first, $n, $message) = @$case;
+	my $fallback0 = $fallback_now->();
 	run_case(
 		name => $name,
-		fault => $fault,
-		sqlstate => $sqlstate,
-		message => $message,
-		fired => $fired,
-		pattern => $pattern,
+		fault => [ $unit, $err, 'true' ],
+		fired => 1,
+		pattern => 'NNNNN',
+		after => sub {
+			my $fallback = $fallback_now->();
+			isnt($fallback, $fallback0, "$name: the view shows a new fallback");
+			like($fallback, qr/^atomic write failed: \Q$message\E\|/,
+				"$name: and its cause");
+			ok(copied_through_area(read_blocks(file_of('t')), $first, $n),
+				"$name: the doublewrite area holds the unit's new blocks");
+		});
+}
+
+# A unit of several blocks that finds no free extent (ENOSPC) is tried
+# again one block at a time, atomically, as smaller extents may be free.
+{
+	my $atomic0 = $node->safe_psql('postgres',
+		q{SELECT atomic_writes || '|' || doublewrites FROM wtsmgr_stat_io WHERE tablespace = 'ts_batch'});
+	run_case(
+		name => 'middle unit ENOSPC',
+		fault => [ 2, 'ENOSPC', 'true' ],
+		fired => 1,
+		pattern => 'NNNNN',
+		after => sub {
+			my ($atomic1, $dw1) = split /\|/, $node->safe_psql('postgres',
+				q{SELECT atomic_writes || '|' || doublewrites FROM wtsmgr_stat_io WHERE tablespace = 'ts_batch'});
+			my ($atomic0w, $dw0) = split /\|/, $atomic0;
+			is($dw1 - $dw0, 0, 'middle unit ENOSPC: nothing went through the doublewrite area');
+		});
+}
+
+# A unit that completes short is never written again atomically: the
+# kernel broke its promise, and the unit may be torn.  It goes through the
+# doublewrite area at once, the fault fires once even when it would fire
+# every time, and the tablespace keeps its images from then on, until a
+# probe finds it untorn again.
+for my $once ('true', 'false')
+{
+	my $name = "middle unit short" . ($once eq 'true' ? ' once' : ', every time');
+	run_case(
+		name => $name,
+		fault => [ 2, 'short', $once ],
+		fired => 1,
+		pattern => 'NNNNN',
 		after => sub {
 			my ($log) = @_;
 			like($log,
-				qr/wtsmgr could not set up io_uring: Function not implemented\n.*DETAIL:  This process writes the atomic units of a run one at a time/,
-				"$name: the checkpointer could not set up io_uring");
-			is($batches_now->(), $batches, "$name: no batch went through io_uring");
+				qr/WARNING:  58030: an atomic write of 32768 bytes to file ".*" at offset 32768 completed short: 16384 bytes/,
+				"$name: a WARNING says so");
+			is( $node->safe_psql('postgres',
+					q{SELECT untorn_blocks || '|' || write_path || '|' || full_page_images
+					  FROM wtsmgr_tablespaces WHERE tablespace = 'ts_batch'}),
+				'false|doublewrite|kept: blocks may tear',
+				"$name: the tablespace keeps its images and writes through the doublewrite area");
 		});
+	$node->safe_psql('postgres', q{SELECT untorn_blocks FROM wtsmgr_probe('ts_batch')});
 }
 
 # A read-only segment file: the checkpointer, which has not opened it since

@@ -17,6 +17,8 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(
+  doublewrite_copies
+  wait_for_probes
   prerequisite_missing required_dir atomic_dir full_dir required_program
   test_module new_wtsmgr_node create_tablespaces tablespace_oid
   relation_file untorn_tablespaces evict_block_sql alter_system wait_until
@@ -206,6 +208,38 @@ sub alter_system
 		"SELECT current_setting('$name') = '$value'")
 	  or die "$name was not reloaded";
 	return;
+}
+
+# The prober, a background worker, probes every tablespace once the server
+# has started; wait until it has (or until first use did).
+sub wait_for_probes
+{
+	my ($node) = @_;
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) = 0 FROM wtsmgr_tablespaces WHERE probed_at IS NULL})
+	  or die 'the tablespaces were not probed';
+	return;
+}
+
+# The blocks copied into the doublewrite area's page slots (all but the
+# zero ones), read from the file: wtsmgr_doublewrite.c's layout, 16 regions
+# of a 4 kB header and 16 block copies.  A protected write leaves its copies
+# there (it invalidates only the header).
+sub doublewrite_copies
+{
+	my ($node) = @_;
+	my $area = PostgreSQL::Test::Utils::slurp_file($node->data_dir . '/pg_wtsmgr/doublewrite');
+	my $region = 4096 + 16 * 8192;
+	my @copies;
+	for my $r (0 .. length($area) / $region - 1)
+	{
+		for my $b (0 .. 15)
+		{
+			my $copy = substr($area, $r * $region + 4096 + $b * 8192, 8192);
+			push @copies, $copy if $copy ne "\0" x 8192;
+		}
+	}
+	return @copies;
 }
 
 # Wait until $cond->() returns true, checking every 0.1 s as

@@ -22,9 +22,15 @@
  *   multi-unit atomic writes (unit -1: the last) fail with an errno (what =
  *   EINVAL, EOPNOTSUPP, ENOSPC or EIO) or complete half written ("short"),
  *   without writing it; once, or every time until
- *   wtsmgr_test_clear_unit_fault() detaches it.  Each firing is logged.
- *   wtsmgr_test_fail_ring_setup(library) makes every process that sets up
- *   its io_uring ring from then on fail to, as without io_uring.
+ *   wtsmgr_test_clear_unit_fault() detaches it.  what = "torn" is a torn
+ *   write for real: the unit's first 4 kB are written (a plain write) and
+ *   the rest is not, the write is reported short, and if the unit is then
+ *   written again atomically, the process kills itself first (SIGKILL), as
+ *   a crash right before that write would.  Each firing is logged.
+ *
+ * - wtsmgr_test_crash_at(point, library) makes the next process that
+ *   reaches an injection point of wtsmgr's kill itself (SIGKILL): a crash
+ *   there.
  *
  * - wtsmgr_test_write_bench(rel, batch, total, aligned) writes total blocks
  *   of a relation's main fork with smgrwritev() calls of batch blocks each,
@@ -43,6 +49,8 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "access/relation.h"
 #include "access/xloginsert.h"
@@ -167,7 +175,11 @@ typedef struct UnitFaultSpec
 	int			unit;			/* -1: the last */
 	int			err;			/* 0: short */
 	bool		once;
+	bool		torn;			/* write the first 4 kB for real */
 } UnitFaultSpec;
+
+/* set once a torn unit was written, in the process that wrote it */
+static bool torn_written = false;
 
 extern PGDLLEXPORT void wtsmgr_test_unit_fault(const char *name,
 											   const void *private_data,
@@ -182,6 +194,25 @@ wtsmgr_test_unit_fault(const char *name, const void *private_data, void *arg)
 
 	if (fault->unit != unit)
 		return;
+	if (spec->torn)
+	{
+		if (torn_written)
+		{
+			/* the unit is written again: crash before it */
+			elog(LOG, "wtsmgr_test: unit %d of %d written again after a torn write: crashing",
+				 fault->unit, fault->nunits);
+			kill(getpid(), SIGKILL);
+			pg_usleep(10000000L);
+		}
+		if (pwrite(fault->fd, fault->iov[0].iov_base, 4096,
+				   (off_t) fault->offset) != 4096)
+			elog(ERROR, "wtsmgr_test: could not write a torn unit: %m");
+		torn_written = true;
+		fault->result = 4096;
+		elog(LOG, "wtsmgr_test: unit %d of %d (%d bytes) torn: 4096 bytes written",
+			 fault->unit, fault->nunits, fault->len);
+		return;
+	}
 	fault->result = spec->err != 0 ? -spec->err : fault->len / 2;
 	elog(LOG, "wtsmgr_test: unit %d of %d (%d bytes) %s",
 		 fault->unit, fault->nunits, fault->len,
@@ -201,7 +232,9 @@ wtsmgr_test_fault_unit(PG_FUNCTION_ARGS)
 
 	memset(&spec, 0, sizeof(spec));
 	spec.unit = PG_GETARG_INT32(0);
-	spec.err = strcmp(what, "short") == 0 ? 0 : errno_from_name(what);
+	spec.torn = strcmp(what, "torn") == 0;
+	spec.err = (spec.torn || strcmp(what, "short") == 0) ? 0 :
+		errno_from_name(what);
 	spec.once = PG_GETARG_BOOL(2);
 	InjectionPointAttach("wtsmgr-atomic-unit", library,
 						 "wtsmgr_test_unit_fault", &spec, sizeof(spec));
@@ -216,26 +249,27 @@ wtsmgr_test_clear_unit_fault(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(InjectionPointDetach("wtsmgr-atomic-unit"));
 }
 
-extern PGDLLEXPORT void wtsmgr_test_ring_setup_fails(const char *name,
-													 const void *private_data,
-													 void *arg);
+extern PGDLLEXPORT void wtsmgr_test_crash(const char *name,
+										  const void *private_data,
+										  void *arg);
 
 void
-wtsmgr_test_ring_setup_fails(const char *name, const void *private_data,
-							 void *arg)
+wtsmgr_test_crash(const char *name, const void *private_data, void *arg)
 {
-	*(int *) arg = -ENOSYS;
+	elog(LOG, "wtsmgr_test: crashing at injection point \"%s\"", name);
+	kill(getpid(), SIGKILL);
+	pg_usleep(10000000L);
 }
 
-PG_FUNCTION_INFO_V1(wtsmgr_test_fail_ring_setup);
+PG_FUNCTION_INFO_V1(wtsmgr_test_crash_at);
 
 Datum
-wtsmgr_test_fail_ring_setup(PG_FUNCTION_ARGS)
+wtsmgr_test_crash_at(PG_FUNCTION_ARGS)
 {
-	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *point = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	InjectionPointAttach("wtsmgr-ring-setup", library,
-						 "wtsmgr_test_ring_setup_fails", NULL, 0);
+	InjectionPointAttach(point, library, "wtsmgr_test_crash", NULL, 0);
 	PG_RETURN_VOID();
 }
 
