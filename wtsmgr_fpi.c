@@ -38,8 +38,12 @@
  * (b) is decided in one place, the announcer below, and published in shared
  * memory: the hook of every backend reads it, including backends busy with
  * a long statement that will not look at their own settings until it ends,
- * and the views show the same decision.  Once the announcer has published
- * "keep", the next checkpoint begins a cycle with every image.
+ * and the views show the same decision.  The announcer decides again at each
+ * reload and at the start of each checkpoint cycle, and then reads the
+ * configuration files itself before it announces the cycle (see
+ * announcer_read_settings()): a checkpoint that begins after the files say
+ * "keep" (ALTER SYSTEM has returned, say) runs its whole cycle with every
+ * image, whether or not the reload has reached any process yet.
  *
  * (c) is what makes the WAL self-describing.  What ends the atomic path is a
  * restart without wtsmgr, or on other storage, and the WAL written until
@@ -154,6 +158,13 @@ static WtsmgrAnnouncer *Announcer = NULL;
 static bool skip_full_page_images = true;
 static char *keep_fpi_tablespaces = NULL;
 static char *announcer_database = NULL;
+
+/*
+ * In the announcer: the two settings that decide (b) as it last reloaded
+ * them on SIGHUP (see announcer_read_settings()).
+ */
+static bool reloaded_skip = true;
+static char *reloaded_keep = NULL;
 
 /* the announcer's scratch memory for each decision */
 static MemoryContext decision_cxt = NULL;
@@ -380,6 +391,58 @@ parse_keep_list(const char *value, List **names)
 }
 
 /*
+ * Read the configuration files in the announcer: because of a reload
+ * (SIGHUP), or because a checkpoint cycle begins.
+ *
+ * pg_reload_conf() returns once it has signalled the postmaster, which
+ * re-reads the files and signals its children when it gets to it; a
+ * checkpoint requested just after it may begin before any process has
+ * reloaded.  Decided from the settings loaded before, that cycle would be
+ * announced, and images left out, although the files already keep them.
+ * So once the announcer has seen a new redo pointer, it reads the files
+ * again before deciding and announcing that cycle: a checkpoint that begins
+ * after the files changed (ALTER SYSTEM has returned, or postgresql.conf was
+ * saved) is decided from the changed files.  No signal is involved, so no
+ * delay needs to be allowed for.
+ *
+ * Reading the files outside a reload must not let a change that nobody has
+ * reloaded leave images out that the reloaded settings keep:
+ * publish_decisions() keeps an image if either the files read last or the
+ * settings reloaded last say so.  Towards leaving images out, the settings
+ * change only at a reload, as every setting does.
+ */
+static void
+announcer_read_settings(bool reload)
+{
+	ProcessConfigFile(PGC_SIGHUP);
+	if (reload)
+	{
+		reloaded_skip = skip_full_page_images;
+		if (reloaded_keep != NULL)
+			pfree(reloaded_keep);
+		reloaded_keep = MemoryContextStrdup(TopMemoryContext,
+											keep_fpi_tablespaces);
+	}
+}
+
+/*
+ * The tablespace names that keep their images: those of the keep-list read
+ * last and those of the keep-list reloaded last (in the caller's memory
+ * context).  Both passed the GUC check hook.
+ */
+static List *
+keep_list_names(void)
+{
+	List	   *names;
+	List	   *reloaded = NIL;
+
+	(void) parse_keep_list(keep_fpi_tablespaces, &names);
+	if (reloaded_keep != NULL)
+		(void) parse_keep_list(reloaded_keep, &reloaded);
+	return list_concat(names, reloaded);
+}
+
+/*
  * Is spcoid among the keep-list's tablespaces, resolved to OIDs?
  */
 static bool
@@ -445,7 +508,7 @@ announcer_wait_to_connect(void)
 	if (ConfigReloadPending)
 	{
 		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
+		announcer_read_settings(true);
 	}
 }
 
@@ -483,14 +546,13 @@ resolve_keep_list(Oid **oids)
 	ListCell   *lc;
 	int			noids = 0;
 
-	/* the GUC check hook has accepted the syntax */
-	(void) parse_keep_list(keep_fpi_tablespaces, &names);
+	names = keep_list_names();
 	if (names != NIL && !connected)
 	{
 		/* the list may be emptied while we wait */
 		announcer_wait_to_connect();
 		list_free(names);
-		(void) parse_keep_list(keep_fpi_tablespaces, &names);
+		names = keep_list_names();
 		if (names != NIL)
 		{
 			announcer_connect();
@@ -522,8 +584,10 @@ resolve_keep_list(Oid **oids)
 /*
  * Decide, for every tracked tablespace, whether its images may be left out,
  * and publish the decision for the hook and the views.  This is the only
- * place that reads wtsmgr.skip_full_page_images and the keep-list.  A
- * dropped tablespace, whose directory is gone, is no longer announced.
+ * place that reads wtsmgr.skip_full_page_images and the keep-list, each both
+ * as reloaded and as read from the files last (announcer_read_settings()):
+ * images are kept if either says so.  A dropped tablespace, whose directory
+ * is gone, is no longer announced.
  */
 static void
 publish_decisions(void)
@@ -548,7 +612,7 @@ publish_decisions(void)
 			decision = WTSMGR_FPI_DROPPED;
 		else if (oid_listed(wtsmgr_ts_oid(ts), oids, noids))
 			decision = WTSMGR_FPI_LISTED;
-		else if (!skip_full_page_images)
+		else if (!skip_full_page_images || !reloaded_skip)
 			decision = WTSMGR_FPI_SWITCHED_OFF;
 		else
 			decision = WTSMGR_FPI_SKIP;
@@ -561,18 +625,19 @@ publish_decisions(void)
 
 /*
  * Write an announcement for the tablespaces whose images may be left out, if
- * one of them has none for the current redo pointer.
+ * one of them has none for redo, the redo pointer that the published
+ * decisions were made for.
  */
 static void
-announce(void)
+announce(XLogRecPtr redo)
 {
 	static Oid *spcoids = NULL;
 	static WtsmgrTablespace **listed = NULL;
-	XLogRecPtr	redo = GetRedoRecPtr();
 	uint32		n = wtsmgr_registry_count();
 	int			nlisted = 0;
 	bool		news = false;
 	xl_wtsmgr_untorn hdr;
+	XLogRecPtr	recptr;
 
 	/*
 	 * While a base backup runs, every image is taken whatever the hook says;
@@ -580,6 +645,13 @@ announce(void)
 	 * needs does not claim images are missing.
 	 */
 	if (!XLogImagesOnlyForTornPages())
+		return;
+
+	/*
+	 * A checkpoint began after the decisions were made: they do not hold for
+	 * its cycle, for which the caller decides again at once.
+	 */
+	if (GetRedoRecPtr() != redo)
 		return;
 
 	if (spcoids == NULL)
@@ -610,18 +682,21 @@ announce(void)
 	XLogSetRecordFlags(XLOG_MARK_UNIMPORTANT);
 	XLogRegisterData(&hdr, offsetof(xl_wtsmgr_untorn, spcoids));
 	XLogRegisterData(spcoids, sizeof(Oid) * nlisted);
-	(void) XLogInsert(RM_WTSMGR_ID, XLOG_WTSMGR_UNTORN);
+	recptr = XLogInsert(RM_WTSMGR_ID, XLOG_WTSMGR_UNTORN);
 
 	/*
 	 * Only now may the hook leave their images out, in records decided
 	 * against this redo pointer: they come after the announcement in WAL. (If
-	 * a checkpoint began since we read the redo pointer, the announcement
-	 * covers its cycle too, but we claim only the older one and announce
-	 * again.)
+	 * a checkpoint began since we checked, the announcement lands in its
+	 * cycle, but claims only the older one, whose records XLogInsertRecord()
+	 * sends back to be assembled again; the caller decides about the new
+	 * cycle.)
 	 */
 	pg_write_barrier();
 	for (int i = 0; i < nlisted; i++)
 		wtsmgr_ts_set_announced_redo(listed[i], redo);
+	elog(DEBUG1, "wtsmgr announced %d tablespaces at %X/%X for the checkpoint cycle from redo %X/%X",
+		 nlisted, LSN_FORMAT_ARGS(recptr), LSN_FORMAT_ARGS(redo));
 }
 
 /*
@@ -669,10 +744,16 @@ wtsmgr_announcer_main(Datum main_arg)
 		redo = GetRedoRecPtr();
 		if (ConfigReloadPending || n != known || redo != decided_redo)
 		{
-			if (ConfigReloadPending)
+			/*
+			 * The files are read after the redo pointer, so that they are at
+			 * least as new as the checkpoint's start.
+			 */
+			if (ConfigReloadPending || redo != decided_redo)
 			{
+				bool		reload = ConfigReloadPending;
+
 				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
+				announcer_read_settings(reload);
 			}
 			publish_decisions();
 			known = n;
@@ -680,7 +761,11 @@ wtsmgr_announcer_main(Datum main_arg)
 		}
 
 		if (!RecoveryInProgress())
-			announce();
+			announce(decided_redo);
+
+		/* a checkpoint began meanwhile: decide about its cycle at once */
+		if (GetRedoRecPtr() != decided_redo)
+			continue;
 
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
