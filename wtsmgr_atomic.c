@@ -52,9 +52,10 @@
  *   segment file if needed; smgr_zeroextend writes zero blocks the same way,
  *   so their space is allocated as md.c's rule wants (a checkpoint must not
  *   hit ENOSPC) without unwritten extents, which would cost a metadata update
- *   on each later write.  New files in XFS get an extent size hint
- *   (wtsmgr.extent_size_hint) so that growing many files at once does not
- *   fragment them.
+ *   on each later write.  Files in XFS get a copy-on-write extent size hint
+ *   of BLCKSZ, so that atomic writes need free extents no larger than a
+ *   block (wtsmgr_set_cow_extent_size_hint()); new ones get an extent size
+ *   hint if wtsmgr.extent_size_hint asks for one.
  *
  * This file also owns the write path's settings, wtsmgr.durability and
  * wtsmgr.reread_written, and counts what it does in wtsmgr_stats.c.
@@ -466,10 +467,14 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 
 		/*
 		 * Overwriting blocks that the file shares with another needs new
-		 * space, for a plain write as much as for an atomic one.
+		 * space, for a plain write as much as for an atomic one.  On XFS,
+		 * atomic writes need free extents no larger than a block only with a
+		 * copy-on-write extent size hint of a block.
 		 */
 		if (seg->direct)
 			unshare_segment(seg->file, path);
+		if (seg->atomic && strcmp(seg->limits.fs_type, "xfs") == 0)
+			(void) wtsmgr_set_cow_extent_size_hint(FileGetRawDesc(seg->file));
 
 		/*
 		 * In a tablespace that was proven untorn, the file itself should

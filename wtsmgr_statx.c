@@ -62,7 +62,7 @@
 #define WTSMGR_PROBE_PREFIX PG_TEMP_FILE_PREFIX "_wtsmgr_probe."
 
 /* wtsmgr.extent_size_hint, in kB */
-static int	extent_size_hint_kb = 64;
+static int	extent_size_hint_kb = 0;
 
 /* statx mask bits and attributes, from the kernel's uapi/linux/stat.h */
 #define WT_STATX_BASIC_STATS		0x000007ffU
@@ -249,6 +249,40 @@ limits_allow_untorn_blocks(const WtsmgrAtomicLimits *limits,
 }
 
 /*
+ * wtsmgr_set_cow_extent_size_hint() -- Give a file on XFS a copy-on-write
+ * extent size hint of BLCKSZ, unless it has it.  Returns whether the
+ * file has it now.
+ *
+ * XFS does an atomic write in software by writing new blocks and swapping
+ * them in, and it allocates those blocks aligned to the file's
+ * copy-on-write extent size hint: the larger of the cowextsize hint and
+ * the extent size hint, or 32 blocks (128 kB) if the file has neither
+ * (xfs_get_cowextsz_hint(), XFS_BMAPI_EXTSZALIGN in
+ * xfs_atomic_write_cow_iomap_begin()).  The allocator never gives up that
+ * alignment, so when free space is fragmented into pieces smaller than the
+ * hint, every atomic write fails with ENOSPC, however much is free.  A
+ * hint of BLCKSZ needs only free extents of BLCKSZ, aligned to it, and
+ * keeps each block in one extent (a hint of one 4 kB filesystem block would
+ * do with less, but would split blocks across extents).  Unlike the extent
+ * size hint, XFS takes this one on a file that has data; it has no effect
+ * on a file with a larger extent size hint.
+ */
+bool
+wtsmgr_set_cow_extent_size_hint(int fd)
+{
+	struct fsxattr fsx;
+
+	if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) != 0)
+		return false;
+	if ((fsx.fsx_xflags & FS_XFLAG_COWEXTSIZE) &&
+		fsx.fsx_cowextsize == BLCKSZ)
+		return true;
+	fsx.fsx_xflags |= FS_XFLAG_COWEXTSIZE;
+	fsx.fsx_cowextsize = BLCKSZ;
+	return ioctl(fd, FS_IOC_FSSETXATTR, &fsx) == 0;
+}
+
+/*
  * wtsmgr_set_extent_size_hint() -- Give an empty file on XFS an extent size
  * hint of bytes, so that direct writes growing many files at once allocate
  * in large extents.  XFS takes the hint only before the file has data.
@@ -367,19 +401,25 @@ probe_directory(const char *dir, WtsmgrProbeResult *result)
 		/* statx says yes: prove it with a real atomic write of one block. */
 		uint32		hint = 0;
 		int			hint_errno = 0;
+		bool		is_xfs;
 
 		page = palloc_aligned(BLCKSZ, PG_IO_ALIGN_SIZE, MCXT_ALLOC_ZERO);
 		iov.iov_base = page;
 		iov.iov_len = BLCKSZ;
 
 		/*
-		 * New relation files get the extent size hint, so prove the write
-		 * with it.  Some kernels refuse every atomic write to a file with a
-		 * large hint (XFS on Linux 6.18 does with 1 MB, with ENOSPC); then
-		 * prove it without, and give files no hint.
+		 * Relation files get the copy-on-write extent size hint, and new
+		 * ones the extent size hint if one is set, so prove the write with
+		 * them.  An extent size hint larger than a block makes XFS align its
+		 * copy-on-write allocations to it (see
+		 * wtsmgr_set_cow_extent_size_hint()), so it fails where free space
+		 * is fragmented; then prove the write without it, and give files
+		 * none.
 		 */
-		if (extent_size_hint_kb > 0 &&
-			strcmp(result->limits.fs_type, "xfs") == 0 &&
+		is_xfs = strcmp(result->limits.fs_type, "xfs") == 0;
+		if (is_xfs)
+			(void) wtsmgr_set_cow_extent_size_hint(fd);
+		if (extent_size_hint_kb > 0 && is_xfs &&
 			wtsmgr_set_extent_size_hint(fd, (uint32) extent_size_hint_kb * 1024))
 			hint = (uint32) extent_size_hint_kb * 1024;
 		rc = pwritev2(fd, &iov, 1, 0, RWF_ATOMIC);
@@ -391,6 +431,8 @@ probe_directory(const char *dir, WtsmgrProbeResult *result)
 			unlink(path);
 			fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | PG_BINARY,
 					  pg_file_create_mode);
+			if (fd >= 0)
+				(void) wtsmgr_set_cow_extent_size_hint(fd);
 			rc = fd < 0 ? -1 : pwritev2(fd, &iov, 1, 0, RWF_ATOMIC);
 		}
 		result->extent_size_hint = hint;
@@ -521,9 +563,9 @@ wtsmgr_statx_init(void)
 {
 	DefineCustomIntVariable("wtsmgr.extent_size_hint",
 							"XFS extent size hint given to new relation files in tablespaces with atomic writes.",
-							"0 gives none.  A probe proves atomic writes with it, and drops it if they fail.",
+							"0 gives none.  A hint larger than a block makes XFS's copy-on-write atomic writes need free extents of that size, which fragmented free space lacks.  A probe proves atomic writes with it, and drops it if they fail.",
 							&extent_size_hint_kb,
-							64, 0, 1024 * 1024,
+							0, 0, 1024 * 1024,
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);

@@ -63,6 +63,7 @@ extern bool wtsmgr_check_segment_file(const char *path,
 									  WtsmgrAtomicLimits *limits,
 									  char *reason, size_t size);
 extern bool wtsmgr_set_extent_size_hint(int fd, uint32 bytes);
+extern bool wtsmgr_set_cow_extent_size_hint(int fd);
 extern void wtsmgr_tablespace_dir(Oid spcoid, char *buf, size_t size);
 extern void wtsmgr_tablespace_dir_identity(Oid spcoid, uint64 *dev,
 										   uint64 *ino);
