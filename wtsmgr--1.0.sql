@@ -53,8 +53,7 @@ LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 -- One row per tablespace: what the last probe found and what wtsmgr decided.
 -- write_path: 'atomic', 'doublewrite' (every write through the doublewrite
 -- area) or 'md'; last_fallback and fallback_cause: when writes last went
--- through the doublewrite area (or as plain writes of new blocks) instead of
--- atomic writes, and why.
+-- through the doublewrite area instead of atomic writes, and why.
 CREATE FUNCTION wtsmgr_tablespaces(
     OUT tablespace name,
     OUT spcoid oid,
@@ -119,7 +118,6 @@ CREATE FUNCTION wtsmgr_stat_io(
     OUT errors bigint,
     OUT nonatomic_files bigint,
     OUT doublewrites bigint,
-    OUT plain_writes bigint,
     OUT stats_reset timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'wtsmgr_stat_io'

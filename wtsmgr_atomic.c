@@ -42,9 +42,9 @@
  *   all, is never written plainly over its old contents: it goes through the
  *   doublewrite area (wtsmgr_doublewrite.c), which no crash can leave torn.
  *   A unit of several blocks that finds no free space is first tried again
- *   one block at a time, which needs smaller free extents.  New blocks, past
- *   the end of the file, have no old contents to tear into: they are
- *   written plainly, as md.c does.  Any other failure is an ERROR; the
+ *   one block at a time, which needs smaller free extents.  So every write
+ *   of a protected tablespace's blocks is either atomic or preceded by a
+ *   durable copy in the doublewrite area.  Any other failure is an ERROR; the
  *   caller's buffers stay dirty and are written again later.  A call with
  *   some units written and others not is reported as failed as a whole.
  *
@@ -154,7 +154,6 @@ typedef struct SegmentRun
 	uint32		atomic_blocks;
 	uint32		atomic_units;
 	uint32		doublewritten;
-	uint32		plain_blocks;
 } SegmentRun;
 
 static WtsmgrSegment *get_segment(WtSMgrRelation wreln, ForkNumber forknum,
@@ -646,9 +645,10 @@ note_fallback(SegmentRun *run, int cause, off_t offset, uint32 nblocks)
 					 ERRCODE_DISK_FULL : ERRCODE_IO_ERROR),
 			 errmsg("atomic writes to tablespace %u (\"%s\") fail: %m",
 					info.spcoid, dir),
-			 errdetail("%u blocks of file \"%s\" at offset %lld were written through wtsmgr's doublewrite area instead, which no crash can leave torn. Each block written so costs three durable writes.",
-					   nblocks, FilePathName(run->seg->file),
-					   (long long) offset),
+			 errdetail_plural("%u block of file \"%s\" at offset %lld was written through wtsmgr's doublewrite area instead, which no crash can leave torn. Each block written so costs three durable writes.",
+							  "%u blocks of file \"%s\" at offset %lld were written through wtsmgr's doublewrite area instead, which no crash can leave torn. Each block written so costs three durable writes.",
+							  nblocks, nblocks, FilePathName(run->seg->file),
+							  (long long) offset),
 			 (cause == ENOSPC || cause == EDQUOT) ?
 			 errhint("Free space on the tablespace's filesystem. Copy-on-write atomic writes need a free extent for every overwrite, which fragmented free space lacks long before the filesystem is full.") :
 			 errhint("Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
@@ -810,17 +810,15 @@ write_unit(int fd, const struct iovec *iov, int niov, off_t offset,
 
 /*
  * Blocks [first, first + n) of a run could not be written atomically (cause
- * says why): write them so that no crash can leave them torn.  New blocks
- * have no old contents to tear into and are written plainly, as md.c writes
- * them; blocks that exist go through the doublewrite area.  iov/niov hold
- * the same blocks in memory suitable for our descriptor, for the plain
- * write.
+ * says why): write them through the doublewrite area, so that no crash can
+ * leave them torn.  New blocks, past the end of the file, have no old
+ * contents to tear into, but go the same way: that every write that is not
+ * atomic is protected is a rule that an audit of the writes can check.
  */
 static void
-fallback_write(SegmentRun *run, uint32 first, uint32 n, int cause,
-			   const struct iovec *iov, int niov)
+fallback_write(SegmentRun *run, uint32 first, uint32 n, int cause)
 {
-	off_t		offset = (off_t) (run->segblock + first) * BLCKSZ;
+	WtsmgrDwTarget target;
 	int			fd = FileGetRawDesc(run->seg->file);
 
 	if (fd < 0)
@@ -831,44 +829,18 @@ fallback_write(SegmentRun *run, uint32 first, uint32 n, int cause,
 				 errdetail("The blocks stay dirty in shared buffers and nothing is lost."),
 				 errhint("Check the limit on open files (max_files_per_process).")));
 
-	if (run->new_blocks)
-	{
-		int			flags = durability == WTSMGR_DURABILITY_DSYNC ? RWF_DSYNC : 0;
-		ssize_t		rc;
-
-		pgstat_report_wait_start(WAIT_EVENT_DATA_FILE_EXTEND);
-		rc = pwritev2(fd, iov, niov, offset, flags);
-		pgstat_report_wait_end();
-		if (rc != (ssize_t) n * BLCKSZ)
-		{
-			wtsmgr_stat_count(run->ts, WTSMGR_STAT_ERRORS, 1);
-			if (rc >= 0)
-				errno = ENOSPC;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not extend file \"%s\": %m",
-							FilePathName(run->seg->file)),
-					 errdetail("The new blocks could not be written atomically, and a plain write of them failed too."),
-					 errhint("Check free disk space.")));
-		}
-		run->plain_blocks += n;
-	}
-	else
-	{
-		WtsmgrDwTarget target;
-
-		target.locator = run->wreln->reln.smgr_rlocator.locator;
-		target.forknum = run->forknum;
-		target.blocknum = run->segno * ((BlockNumber) RELSEG_SIZE) +
-			run->segblock + first;
-		target.fd = fd;
-		target.direct = run->seg->direct;
-		target.offset = offset;
-		target.path = FilePathName(run->seg->file);
-		wtsmgr_dw_write(&target, run->buffers + first, n);
-		run->doublewritten += n;
-	}
-	note_fallback(run, cause, offset, n);
+	target.locator = run->wreln->reln.smgr_rlocator.locator;
+	target.forknum = run->forknum;
+	target.blocknum = run->segno * ((BlockNumber) RELSEG_SIZE) +
+		run->segblock + first;
+	target.fd = fd;
+	target.direct = run->seg->direct;
+	target.offset = (off_t) (run->segblock + first) * BLCKSZ;
+	target.new_blocks = run->new_blocks;
+	target.path = FilePathName(run->seg->file);
+	wtsmgr_dw_write(&target, run->buffers + first, n);
+	run->doublewritten += n;
+	note_fallback(run, cause, target.offset, n);
 }
 
 /*
@@ -918,14 +890,7 @@ write_blocks_singly(SegmentRun *run, const WtsmgrUnit *unit,
 		/* a stretch of failed blocks ends: take the way out for it */
 		if ((rc == 0 || i == unit->nblocks) && nfailed > 0)
 		{
-			struct iovec stretch;
-
-			stretch.iov_base = unit->bounce ?
-				(char *) unit_iov[0].iov_base + (size_t) failed_from * BLCKSZ :
-				unconstify(void *, run->buffers[unit->first + failed_from]);
-			stretch.iov_len = (size_t) nfailed * BLCKSZ;
-			fallback_write(run, unit->first + failed_from, nfailed, cause,
-						   &stretch, 1);
+			fallback_write(run, unit->first + failed_from, nfailed, cause);
 			nfailed = 0;
 		}
 		if (rc != 0 && i < unit->nblocks)
@@ -964,12 +929,8 @@ write_units(SegmentRun *run)
 	if (nunits == 0)
 	{
 		/* no unit of one block is a valid atomic write there */
-		WtsmgrUnit	whole = {0, run->nblocks, 0, true};
-
-		bounce = bounce_area;
-		(void) unit_iovecs(&whole, run->buffers, &bounce, iov);
 		wtsmgr_stat_count(run->ts, WTSMGR_STAT_REFUSALS, 1);
-		fallback_write(run, 0, run->nblocks, EINVAL, iov, 1);
+		fallback_write(run, 0, run->nblocks, EINVAL);
 		return 0;
 	}
 
@@ -994,7 +955,7 @@ write_units(SegmentRun *run)
 		if (rc == WTSMGR_WRITTEN_SHORT)
 		{
 			report_short_write(run, offset, len, written);
-			fallback_write(run, unit->first, unit->nblocks, rc, iov, niov);
+			fallback_write(run, unit->first, unit->nblocks, rc);
 			continue;
 		}
 		if (!atomic_write_refused(rc))
@@ -1003,7 +964,7 @@ write_units(SegmentRun *run)
 		if (unit->nblocks > 1 && (rc == ENOSPC || rc == EDQUOT))
 			write_blocks_singly(run, unit, iov);
 		else
-			fallback_write(run, unit->first, unit->nblocks, rc, iov, niov);
+			fallback_write(run, unit->first, unit->nblocks, rc);
 	}
 	return nunits;
 }
@@ -1062,19 +1023,8 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 		 * that lacks the tablespace's images onto storage that tears), or
 		 * the kernel broke its promise there (report_short_write()).
 		 */
-		WtsmgrUnit	whole = {0, nblocks, 0, true};
-		struct iovec iov;
-		char	   *bounce;
-
-		if (bounce_area == NULL)
-			bounce_area = MemoryContextAllocAligned(TopMemoryContext,
-													(Size) WTSMGR_MAX_RUN * BLCKSZ,
-													PG_IO_ALIGN_SIZE, 0);
-		bounce = bounce_area;
-		(void) unit_iovecs(&whole, buffers, &bounce, &iov);
 		fallback_write(&run, 0, nblocks,
-					   run.seg->atomic ? WTSMGR_FALLBACK_SHORT : WTSMGR_FALLBACK_FILE,
-					   &iov, 1);
+					   run.seg->atomic ? WTSMGR_FALLBACK_SHORT : WTSMGR_FALLBACK_FILE);
 	}
 
 	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_WRITES, run.atomic_blocks);
@@ -1082,12 +1032,11 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	if (nunits > 1)
 		wtsmgr_stat_count(ts, WTSMGR_STAT_BATCHES, 1);
 	wtsmgr_stat_count(ts, WTSMGR_STAT_DOUBLEWRITES, run.doublewritten);
-	wtsmgr_stat_count(ts, WTSMGR_STAT_PLAIN_WRITES, run.plain_blocks);
 	wtsmgr_stat_count(ts, WTSMGR_STAT_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
 
 	/* the doublewrite area's writes are durable already */
 	if (!skipFsync && durability == WTSMGR_DURABILITY_FSYNC &&
-		run.atomic_blocks + run.plain_blocks > 0)
+		run.atomic_blocks > 0)
 		register_dirty_segment(wreln, forknum, run.segno, run.seg->file);
 
 	/*

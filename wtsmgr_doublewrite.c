@@ -44,8 +44,9 @@
  * A failure in step 2 invalidates the region and raises an ERROR: the block
  * was not touched, the buffer stays dirty.  A failure after step 2 is a
  * PANIC: the block may be torn and only the repair can make it whole, and
- * the region must not be reused until then.  Steps 3 and 4 therefore run in
- * a critical section.
+ * the region must not be reused until then.  (Blocks past the end of the
+ * file are the exception: nothing old can tear there, and failing to write
+ * them on a full filesystem is an ERROR, as in md.c.)
  *
  * The area is made at the first start with wtsmgr (it cannot be made when
  * space has run out, which is when it is needed); its writes overwrite
@@ -389,9 +390,12 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 
 	/*
 	 * 3 and 4.  From here, the region must stay valid until the blocks are
-	 * durable in place, and a failure can only be repaired at startup.
+	 * durable in place: nothing in between may raise an ERROR (which would
+	 * release the region), and a failure of an overwrite can only be
+	 * repaired at startup.  New blocks past the end of the file have no old
+	 * contents to tear; a failure to write them (a full filesystem) is an
+	 * ERROR as in md.c, once the region is invalid again.
 	 */
-	START_CRIT_SECTION();
 	for (int i = 0; i < nblocks; i++)
 	{
 		iov[i].iov_base = iov[i + 1].iov_base;
@@ -399,8 +403,9 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 	}
 	err = write_durably(target->fd, target->direct, iov, nblocks,
 						target->offset, (size_t) nblocks * BLCKSZ,
+						target->new_blocks ? WAIT_EVENT_DATA_FILE_EXTEND :
 						WAIT_EVENT_DATA_FILE_WRITE);
-	if (err != 0)
+	if (err != 0 && !target->new_blocks)
 	{
 		errno = err;
 		ereport(PANIC,
@@ -409,18 +414,22 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 						nblocks, target->path, (long long) target->offset),
 				 errdetail("The blocks may be torn; the startup process writes them again from the doublewrite area.")));
 	}
-	err = invalidate_region(region);
-	if (err != 0)
-	{
-		errno = err;
+	if (invalidate_region(region) != 0)
 		ereport(PANIC,
 				(errcode_for_file_access(),
 				 errmsg("could not invalidate region %d of wtsmgr's doublewrite area \"%s\": %m",
 						region, WTSMGR_DW_FILE)));
-	}
-	END_CRIT_SECTION();
-
 	LWLockRelease(&DwShared->locks[region].lock);
+
+	if (err != 0)
+	{
+		errno = err;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not extend file \"%s\": %m", target->path),
+				 errdetail("The new blocks could not be written atomically, nor plainly through wtsmgr's doublewrite area."),
+				 errhint("Check free disk space.")));
+	}
 }
 
 /*

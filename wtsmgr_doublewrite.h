@@ -33,6 +33,7 @@ typedef struct WtsmgrDwTarget
 	int			fd;				/* the segment file, open for writing */
 	bool		direct;			/* ... with O_DIRECT */
 	off_t		offset;			/* the run's offset in the segment file */
+	bool		new_blocks;		/* ... which lies past the end of the file */
 	const char *path;			/* the segment file's name, for messages */
 } WtsmgrDwTarget;
 

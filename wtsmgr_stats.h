@@ -47,13 +47,11 @@ typedef enum WtsmgrStat
 	WTSMGR_STAT_NONATOMIC_FILES,	/* files whose statx denied atomic writes */
 	WTSMGR_STAT_DOUBLEWRITES,	/* blocks written through the doublewrite
 								 * area */
-	WTSMGR_STAT_PLAIN_WRITES,	/* new blocks written plainly after a
-								 * refusal */
 } WtsmgrStat;
 
 #define WTSMGR_NUM_SMGR_STATS (WTSMGR_STAT_TRUNCATES + 1)
 #define WTSMGR_FIRST_IO_STAT WTSMGR_STAT_WRITES
-#define WTSMGR_LAST_STAT WTSMGR_STAT_PLAIN_WRITES
+#define WTSMGR_LAST_STAT WTSMGR_STAT_DOUBLEWRITES
 #define WTSMGR_NUM_IO_STATS (WTSMGR_LAST_STAT - WTSMGR_FIRST_IO_STAT + 1)
 #define WTSMGR_NUM_STATS (WTSMGR_LAST_STAT + 1)
 

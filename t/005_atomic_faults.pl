@@ -102,7 +102,7 @@ for my $case ([ 'EINVAL', 'Invalid argument' ],
 	if ($round == 1)
 	{
 		ok( $node->log_contains(
-				qr/WARNING:  atomic writes to tablespace \d+ \(".*"\) fail: $message\n.*DETAIL:  \d+ blocks of file "\Q$file\E" at offset \d+ were written through wtsmgr's doublewrite area instead.*\n.*HINT:  \S/,
+				qr/WARNING:  atomic writes to tablespace \d+ \(".*"\) fail: $message\n.*DETAIL:  \d+ blocks? of file "\Q$file\E" at offset \d+ (?:was|were) written through wtsmgr's doublewrite area instead.*\n.*HINT:  \S/,
 				$log_offset),
 			"$errname: a WARNING names the tablespace, the file and the cause, with a hint");
 	}

@@ -28,6 +28,12 @@
  *   written again atomically, the process kills itself first (SIGKILL), as
  *   a crash right before that write would.  Each firing is logged.
  *
+ * - wtsmgr_test_atomic_overwrite(path) overwrites the first 8 kB of a file
+ *   with one RWF_ATOMIC O_DIRECT write, after giving it the copy-on-write
+ *   extent size hint wtsmgr gives relation files on XFS, and returns "ok" or
+ *   the error: what the kernel does with such a write right now, asked
+ *   without wtsmgr.
+ *
  * - wtsmgr_test_crash_at(point, library) makes the next process that
  *   reaches an injection point of wtsmgr's kill itself (SIGKILL): a crash
  *   there.
@@ -48,7 +54,11 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -357,4 +367,42 @@ wtsmgr_test_write_bench(PG_FUNCTION_ARGS)
 	pfree(area);
 
 	PG_RETURN_FLOAT8(INSTR_TIME_GET_DOUBLE(duration));
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_atomic_overwrite);
+
+Datum
+wtsmgr_test_atomic_overwrite(PG_FUNCTION_ARGS)
+{
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	struct fsxattr fsx;
+	struct iovec iov;
+	char	   *page;
+	int			fd;
+	ssize_t		rc;
+	const char *result;
+
+	fd = open(path, O_RDWR | O_DIRECT);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", path)));
+	if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) == 0)
+	{
+		fsx.fsx_xflags |= FS_XFLAG_COWEXTSIZE;
+		fsx.fsx_cowextsize = BLCKSZ;
+		(void) ioctl(fd, FS_IOC_FSSETXATTR, &fsx);
+	}
+	page = palloc_aligned(BLCKSZ, PG_IO_ALIGN_SIZE, MCXT_ALLOC_ZERO);
+	iov.iov_base = page;
+	iov.iov_len = BLCKSZ;
+	rc = pwritev2(fd, &iov, 1, 0, 0x40);	/* RWF_ATOMIC */
+	if (rc == BLCKSZ)
+		result = "ok";
+	else if (rc < 0)
+		result = strerror(errno);
+	else
+		result = "short";
+	close(fd);
+	PG_RETURN_TEXT_P(cstring_to_text(result));
 }
