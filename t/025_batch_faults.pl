@@ -62,6 +62,8 @@ autovacuum = off
 bgwriter_lru_maxpages = 0
 io_combine_limit = 16
 log_error_verbosity = verbose
+# the torn-unit case crashes the checkpointer, as the server's default does
+restart_after_crash = on
 },
 	extensions => [ 'pg_buffercache', 'amcheck' ]);
 
@@ -72,6 +74,8 @@ $node->safe_psql(
 		AS '$module', 'wtsmgr_test_fault_unit' LANGUAGE C STRICT;
 	CREATE FUNCTION clear_unit_fault() RETURNS bool
 		AS '$module', 'wtsmgr_test_clear_unit_fault' LANGUAGE C STRICT;
+	CREATE FUNCTION crash_at(text, text) RETURNS void
+		AS '$module', 'wtsmgr_test_crash_at' LANGUAGE C STRICT;
 	CREATE VIEW checkpointer_writes AS
 		SELECT write_bytes FROM pg_stat_io
 		WHERE backend_type = 'checkpointer' AND object = 'relation'
@@ -371,6 +375,48 @@ for my $once ('true', 'false')
 				"$name: the tablespace keeps its images and writes through the doublewrite area");
 		});
 	$node->safe_psql('postgres', q{SELECT untorn_blocks FROM wtsmgr_probe('ts_batch')});
+}
+
+# A unit torn for real, reported short, and a crash at once: the test
+# module writes the unit's first 4 kB and reports the write short; were the
+# unit written again atomically, it would crash before that write (as a
+# power failure right before a retry would); wtsmgr writes it through the
+# doublewrite area instead, and the test crashes the checkpointer once the
+# copies are durable.  The startup process writes the copies back before
+# recovery: the data reads back and every page's checksum verifies.  (With
+# the unit retried, the torn block stays torn: recovery or pg_checksums
+# fails.)
+{
+	$round++;
+	# the changes must have no images: after the cycle's announcement
+	$node->safe_psql('postgres', 'CHECKPOINT');
+	wait_for_decision($node, 'ts_batch', 'skipped');
+	my $old = dirty_run('t', $round, 0);
+	unless ($no_faults)
+	{
+		$node->safe_psql('postgres', "SELECT fault_unit(2, 'torn', true, '$lib')");
+		$node->safe_psql('postgres',
+			"SELECT crash_at('wtsmgr-doublewrite-copied', '$lib')");
+	}
+	my $log_offset = -s $node->logfile;
+	my ($ret) = $node->psql('postgres', 'CHECKPOINT');
+	isnt($ret, 0, 'torn unit: the checkpointer crashes');
+	ok($node->poll_query_until('postgres', 'SELECT true'),
+		'torn unit: the server restarts');
+	my $log = slurp_file($node->logfile, $log_offset);
+	like($log, qr/wtsmgr_test: unit 2 of 5 \(32768 bytes\) torn: 4096 bytes written/,
+		'torn unit: the unit was torn');
+	like($log, qr/wtsmgr_test: crashing at injection point "wtsmgr-doublewrite-copied"/,
+		'torn unit: the crash came with its copies in the doublewrite area');
+	like($log, qr/LOG:  00000: wtsmgr restored 4 blocks from 1 regions of its doublewrite area/,
+		'torn unit: the startup process wrote them back');
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FILTER (WHERE val = $round), count(*) FROM t"),
+		"$rows|1000", 'torn unit: the data reads back');
+	$node->stop;
+	$node->command_ok([ 'pg_checksums', '--check', '--pgdata', $node->data_dir ],
+		'torn unit: every page\'s checksum verifies');
+	$node->start;
 }
 
 # A read-only segment file: the checkpointer, which has not opened it since
