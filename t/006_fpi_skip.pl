@@ -315,6 +315,30 @@ cmp_ok(
 		q{SELECT doublewrites FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
 	'>', 0, 'which the standby has written through');
 
+
+# Its writes there were protected all the same: its doublewrite area holds
+# copies of blocks of its own files there (read from the files), and after
+# a crash it starts, replays onto whole blocks and checks out.
+my $copies_in = sub {
+	my %blocks;
+	for my $rel ('pgbench_accounts', 'pgbench_branches', 'pgbench_tellers')
+	{
+		my $data = slurp_file(relation_file($torn, $rel, 'db_atomic'));
+		$blocks{ substr($data, $_ * 8192, 8192) } = 1
+		  for 0 .. length($data) / 8192 - 1;
+	}
+	return scalar(grep { $blocks{$_} } doublewrite_copies($torn));
+};
+$torn->safe_psql('postgres', 'CHECKPOINT');
+my $copies = $copies_in->();
+cmp_ok($copies, '>', 0,
+	"the standby's doublewrite area holds copies of blocks of its files there ($copies)");
+load(2);
+$torn->stop('immediate');
+$torn->start;
+$node->wait_for_replay_catchup($torn);
+$torn->command_ok([ 'pg_amcheck', '--heapallindexed', 'db_atomic' ],
+	"after a crash, the standby's db_atomic is clean");
 $_->stop for values %standby;
 
 # 6. Removing wtsmgr is safe only after a clean shutdown: after a crash,
