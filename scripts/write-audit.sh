@@ -234,10 +234,10 @@ SQL
 }
 
 # Count the ATOMIC direct writes longer than a block in trace $1 by the
-# process $2 (or the io_uring workers of that process, iou-wrk-$2).
+# process $2.
 multi_block_writes_by()
 {
-	perl -ne 'BEGIN { $pid = shift } $n++ if /^\s*(?:postgres|iou-wrk)-$pid(?:-\d+)?\s+\[/ &&
+	perl -ne 'BEGIN { $pid = shift } $n++ if /^\s*postgres-$pid\s+\[/ &&
 		/iomap_dio_rw_begin:.* length 0x([0-9a-f]+) .*ATOMIC/ && hex($1) > 8192;
 		END { print $n + 0, "\n" }' "$2" "$1"
 }
@@ -245,11 +245,10 @@ multi_block_writes_by()
 # Classify a saved trace: every write to a relation file of ts_audit, or to
 # a file of the filesystem the snapshots do not name, must be atomic as
 # described above.  Prints "writes atomic bad buffered unfsynced other
-# nowait reads": direct writes (each attempt: io_uring first tries without
-# blocking, NOWAIT, and its worker tries again when that would block),
-# ATOMIC ones, bad ones, buffered writes, relation files written and not
-# fsynced, direct writes to other files of the filesystem, NOWAIT attempts
-# and direct reads.
+# nowait reads": direct writes, ATOMIC ones, bad ones, buffered writes,
+# relation files written and not fsynced, direct writes to other files of
+# the filesystem, NOWAIT attempts (none: wtsmgr writes synchronously) and
+# direct reads.
 classify()
 {
 	local trace=$1 map=$2 final=$3 want_dsync=$4 want_fsync=$5
@@ -396,7 +395,7 @@ audit()
 # Phase 1: wtsmgr, durability fsync.
 traced_phase fsync
 audit fsync 0 1 "$workdir/fsync.flagged"
-echo "# fsync: $w direct writes to relation files of ts_audit ($nw of them io_uring NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $unf written files not fsynced by the checkpoint; $oth direct writes and $rd direct reads elsewhere on the filesystem"
+echo "# fsync: $w direct writes to relation files of ts_audit ($nw of them NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $unf written files not fsynced by the checkpoint; $oth direct writes and $rd direct reads elsewhere on the filesystem"
 tap_check "$([ "${w:-0}" -gt 1000 ] && echo 1)" "fsync: the workload wrote to ts_audit's relation files ($w writes)"
 tap_check "$([ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
 	"fsync: every write is atomic, direct, a power of two in [$unit_min, $unit_max], aligned, whole blocks ($a of $w)"
@@ -446,7 +445,7 @@ q -d postgres -c "ALTER SYSTEM SET wtsmgr.durability = dsync" -c "SELECT pg_relo
 sleep 2
 traced_phase dsync
 audit dsync 1 0 "$workdir/dsync.flagged"
-echo "# dsync: $w direct writes to relation files of ts_audit ($nw of them io_uring NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $oth direct writes and $rd direct reads elsewhere on the filesystem"
+echo "# dsync: $w direct writes to relation files of ts_audit ($nw of them NOWAIT attempts), $a ATOMIC, $b flagged; $buf buffered writes to them; $oth direct writes and $rd direct reads elsewhere on the filesystem"
 tap_check "$([ "${w:-0}" -gt 1000 ] && [ "$b" = 0 ] && [ "$a" = "$w" ] && echo 1)" \
 	"dsync: every write is atomic and carries DSYNC, as above ($a of $w)"
 tap_check "$([ "$buf" = 0 ] && echo 1)" "dsync: no buffered write to them ($buf)"
