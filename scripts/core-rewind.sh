@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/core-rewind.sh -- pg_rewind's own TAP suite, run against the
 # patched server's pg_rewind (core patch 0004 changes how pg_rewind treats
-# a live source server).
+# a live source server, 0007 where it starts reading the target's WAL).
 #
 # Usage: scripts/core-rewind.sh PREFIX WORKDIR
 #

@@ -20,8 +20,8 @@
 #      debug-smallseg server;
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem;
-#    - pg_rewind's own TAP suite (scripts/core-rewind.sh), since core patch
-#      0004 changes pg_rewind.
+#    - pg_rewind's own TAP suite (scripts/core-rewind.sh), since core patches
+#      0004 and 0007 change pg_rewind.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
 #    seen by the kernel (tracefs); and scripts/crash-model.sh: the atomic
 #    filesystem shut down under load, then log and crash recovery.
@@ -184,7 +184,8 @@ is_root && chown "$WTSMGR_USER" "$work/core"
 run_suite core-regress "$count_regress" \
 	"$work/src/scripts/core-regress.sh" "$prefix" "${WTSMGR_ATOMIC_DIR:-$work/core}" "$work/core"
 
-# pg_rewind's own TAP suite, against the pg_rewind that patch 0004 changes.
+# pg_rewind's own TAP suite, against the pg_rewind that patches 0004 and 0007
+# change.
 run_suite core-rewind "$count_prove" \
 	"$work/src/scripts/core-rewind.sh" "$prefix" "$work/rewind"
 
