@@ -476,10 +476,10 @@ open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			(void) wtsmgr_set_cow_extent_size_hint(FileGetRawDesc(seg->file));
 
 		/*
-		 * In a tablespace that was proven untorn, the file itself should
-		 * take atomic writes too; say so if it does not.  Elsewhere (a
-		 * standby replaying WAL without images onto storage that tears)
-		 * that is expected.
+		 * In a tablespace that was proven untorn, the file itself should take
+		 * atomic writes too; say so if it does not.  Elsewhere (a standby
+		 * replaying WAL without images onto storage that tears) that is
+		 * expected.
 		 */
 		if (!seg->atomic && wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN)
 		{
@@ -1020,8 +1020,8 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	{
 		/*
 		 * The file cannot take atomic writes (as on a standby replaying WAL
-		 * that lacks the tablespace's images onto storage that tears), or
-		 * the kernel broke its promise there (report_short_write()).
+		 * that lacks the tablespace's images onto storage that tears), or the
+		 * kernel broke its promise there (report_short_write()).
 		 */
 		fallback_write(&run, 0, nblocks,
 					   run.seg->atomic ? WTSMGR_FALLBACK_SHORT : WTSMGR_FALLBACK_FILE);
@@ -1043,8 +1043,8 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
 	 * A direct write drops the range from the kernel's page cache, where a
 	 * buffered write would have left it: a block that shared buffers evict
 	 * later is then read from the device, not from the cache.  If asked, have
-	 * the kernel read the range back in the background.  New blocks are
-	 * left alone.
+	 * the kernel read the range back in the background.  New blocks are left
+	 * alone.
 	 */
 	if (reread_written && !new_blocks)
 		(void) posix_fadvise(FileGetRawDesc(run.seg->file),

@@ -366,8 +366,8 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 	{
 		/*
 		 * The header may have reached the disk anyway; it must not outlive
-		 * this call, or a later repair would copy back what may by then be
-		 * an old version of the blocks.
+		 * this call, or a later repair would copy back what may by then be an
+		 * old version of the blocks.
 		 */
 		if (invalidate_region(region) != 0)
 			ereport(PANIC,
@@ -391,10 +391,10 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 	/*
 	 * 3 and 4.  From here, the region must stay valid until the blocks are
 	 * durable in place: nothing in between may raise an ERROR (which would
-	 * release the region), and a failure of an overwrite can only be
-	 * repaired at startup.  New blocks past the end of the file have no old
-	 * contents to tear; a failure to write them (a full filesystem) is an
-	 * ERROR as in md.c, once the region is invalid again.
+	 * release the region), and a failure of an overwrite can only be repaired
+	 * at startup.  New blocks past the end of the file have no old contents
+	 * to tear; a failure to write them (a full filesystem) is an ERROR as in
+	 * md.c, once the region is invalid again.
 	 */
 	for (int i = 0; i < nblocks; i++)
 	{

@@ -52,10 +52,10 @@ struct WtsmgrTablespace
 
 	/*
 	 * Set once a probe has found the tablespace untorn, or replayed WAL said
-	 * that its images were left out, and never cleared while the server
-	 * runs: from then on every write there is protected (atomic, or through
-	 * the doublewrite area), even if a later probe disagrees, because pages
-	 * whose images were left out must never be written otherwise (see
+	 * that its images were left out, and never cleared while the server runs:
+	 * from then on every write there is protected (atomic, or through the
+	 * doublewrite area), even if a later probe disagrees, because pages whose
+	 * images were left out must never be written otherwise (see
 	 * wtsmgr_fpi.c).  The one exception is a tablespace dropped and created
 	 * again under the same OID, in another directory: none of the old one's
 	 * pages is left to write.  A WtsmgrProtection.

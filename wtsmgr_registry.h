@@ -40,8 +40,8 @@ typedef enum WtsmgrProtection
 {
 	WTSMGR_UNPROTECTED = 0,		/* md.c writes them */
 	WTSMGR_PROTECTED_BY_PROBE,	/* a probe found the tablespace untorn */
-	WTSMGR_PROTECTED_BY_REPLAY, /* replayed WAL lacks its images, and no
-								 * probe found it untorn */
+	WTSMGR_PROTECTED_BY_REPLAY, /* replayed WAL lacks its images, and no probe
+								 * found it untorn */
 } WtsmgrProtection;
 
 /* A consistent copy of a tablespace's entry, for reports */

@@ -248,8 +248,8 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	 * gets itself): once its writes are protected, until the server stops,
 	 * with O_DIRECT RWF_ATOMIC writes where the storage takes them (and the
 	 * kernel has not broken its promise), else through the doublewrite area;
-	 * otherwise through md.c's buffered writes.  Buffered atomic writes would need RWF_WRITETHROUGH, which no
-	 * released kernel header defines yet.
+	 * otherwise through md.c's buffered writes.  Buffered atomic writes would
+	 * need RWF_WRITETHROUGH, which no released kernel header defines yet.
 	 */
 	if (info.protection == WTSMGR_UNPROTECTED)
 		values[12] = CStringGetTextDatum("md");

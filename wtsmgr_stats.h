@@ -45,8 +45,7 @@ typedef enum WtsmgrStat
 	WTSMGR_STAT_REFUSALS,		/* atomic writes refused, or written short */
 	WTSMGR_STAT_ERRORS,			/* writes that failed */
 	WTSMGR_STAT_NONATOMIC_FILES,	/* files whose statx denied atomic writes */
-	WTSMGR_STAT_DOUBLEWRITES,	/* blocks written through the doublewrite
-								 * area */
+	WTSMGR_STAT_DOUBLEWRITES,	/* blocks written through the doublewrite area */
 } WtsmgrStat;
 
 #define WTSMGR_NUM_SMGR_STATS (WTSMGR_STAT_TRUNCATES + 1)

@@ -408,13 +408,12 @@ probe_directory(const char *dir, WtsmgrProbeResult *result)
 		iov.iov_len = BLCKSZ;
 
 		/*
-		 * Relation files get the copy-on-write extent size hint, and new
-		 * ones the extent size hint if one is set, so prove the write with
-		 * them.  An extent size hint larger than a block makes XFS align its
+		 * Relation files get the copy-on-write extent size hint, and new ones
+		 * the extent size hint if one is set, so prove the write with them.
+		 * An extent size hint larger than a block makes XFS align its
 		 * copy-on-write allocations to it (see
-		 * wtsmgr_set_cow_extent_size_hint()), so it fails where free space
-		 * is fragmented; then prove the write without it, and give files
-		 * none.
+		 * wtsmgr_set_cow_extent_size_hint()), so it fails where free space is
+		 * fragmented; then prove the write without it, and give files none.
 		 */
 		is_xfs = strcmp(result->limits.fs_type, "xfs") == 0;
 		if (is_xfs)
