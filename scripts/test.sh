@@ -23,8 +23,10 @@
 #    - pg_rewind's own TAP suite (scripts/core-rewind.sh), since core patches
 #      0004 and 0007 change pg_rewind.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
-#    seen by the kernel (tracefs); and scripts/crash-model.sh: the atomic
-#    filesystem shut down under load, then log and crash recovery.
+#    seen by the kernel (tracefs); scripts/crash-model.sh: the atomic
+#    filesystem shut down under load, then log and crash recovery; and
+#    scripts/fragment-audit.sh: free space fragmented until atomic writes
+#    fail, pgbench, a crash, recovery, and every write seen by the kernel.
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -198,6 +200,11 @@ run_suite_as_root write-audit "$count_regress" \
 # written: crash recovery must still leave everything consistent.
 run_suite_as_root crash-model "$count_regress" \
 	"$work/src/scripts/crash-model.sh" "$prefix" "$work/crash"
+
+# Free space fragmented until atomic writes fail: checkpoints and crash
+# recovery complete, and the kernel sees no write that could tear.
+run_suite_as_root fragment-audit "$count_regress" \
+	"$work/src/scripts/fragment-audit.sh" "$prefix" "$work/fragment"
 
 ok=true
 [ "$failed" -eq 0 ] || ok=false

@@ -294,6 +294,26 @@ for my $db ('db_atomic', 'db_plain')
 	$good->command_ok([ 'pg_amcheck', '--heapallindexed', $db ],
 		"the standby's $db is clean");
 }
+
+# A probe that fails on the good standby (its copy's directory made
+# read-only) does not take its writes off the atomic path, and replaying
+# the next announcements raises no warning: its blocks are still written
+# atomically.
+my ($good_vdir) = glob("$standby_ts{good}{$oid{ts_atomic}}/PG_18_*");
+chmod 0555, $good_vdir or die "chmod $good_vdir: $!";
+like($good->safe_psql('postgres',
+		q{SELECT untorn_blocks || '|' || write_path || '|' || reason FROM wtsmgr_probe('ts_atomic')}),
+	qr/^false\|atomic\|could not create probe file .*Permission denied$/,
+	'a failed probe on the standby: not untorn, but written atomically still');
+chmod 0755, $good_vdir or die "chmod $good_vdir: $!";
+load(4);
+$node->wait_for_replay_catchup($good);
+ok(!$good->log_contains(qr/lacks full-page images/),
+	'and replaying the next announcements raises no warning');
+is($good->safe_psql('postgres',
+		q{SELECT doublewrites FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'}),
+	'0', 'nor does anything go through its doublewrite area');
+
 my $torn = $standby{torn};
 ok( $torn->log_contains(
 		qr/WARNING:  WAL being replayed lacks full-page images for tablespace $oid{ts_atomic} .*, whose blocks may tear on this server/
