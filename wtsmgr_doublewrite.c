@@ -286,19 +286,31 @@ acquire_region(void)
 }
 
 /*
- * Make a region's header invalid, durably.  Returns 0 or an errno.
+ * Make a region's header invalid, durably, before the region is released.
+ * A region that stays valid would have its copies written back at the next
+ * start, although its blocks may be written again meanwhile: a failure is
+ * a PANIC.
  */
-static int
+static void
 invalidate_region(int region)
 {
 	struct iovec iov;
+	int			err;
 
 	memset(header_area, 0, WTSMGR_DW_HEADER_SIZE);
 	iov.iov_base = header_area;
 	iov.iov_len = WTSMGR_DW_HEADER_SIZE;
-	return write_durably(FileGetRawDesc(dw_file), dw_direct, &iov, 1,
-						 (off_t) region * WTSMGR_DW_REGION_SIZE,
-						 WTSMGR_DW_HEADER_SIZE, WAIT_EVENT_DATA_FILE_WRITE);
+	err = write_durably(FileGetRawDesc(dw_file), dw_direct, &iov, 1,
+						(off_t) region * WTSMGR_DW_REGION_SIZE,
+						WTSMGR_DW_HEADER_SIZE, WAIT_EVENT_DATA_FILE_WRITE);
+	if (err != 0)
+	{
+		errno = err;
+		ereport(PANIC,
+				(errcode_for_file_access(),
+				 errmsg("could not invalidate region %d of wtsmgr's doublewrite area \"%s\": %m",
+						region, WTSMGR_DW_FILE)));
+	}
 }
 
 /*
@@ -369,11 +381,7 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 		 * this call, or a later repair would copy back what may by then be an
 		 * old version of the blocks.
 		 */
-		if (invalidate_region(region) != 0)
-			ereport(PANIC,
-					(errcode_for_file_access(),
-					 errmsg("could not invalidate region %d of wtsmgr's doublewrite area \"%s\": %m",
-							region, WTSMGR_DW_FILE)));
+		invalidate_region(region);
 		LWLockRelease(&DwShared->locks[region].lock);
 		errno = err;
 		ereport(ERROR,
@@ -414,11 +422,7 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 						nblocks, target->path, (long long) target->offset),
 				 errdetail("The blocks may be torn; the startup process writes them again from the doublewrite area.")));
 	}
-	if (invalidate_region(region) != 0)
-		ereport(PANIC,
-				(errcode_for_file_access(),
-				 errmsg("could not invalidate region %d of wtsmgr's doublewrite area \"%s\": %m",
-						region, WTSMGR_DW_FILE)));
+	invalidate_region(region);
 	LWLockRelease(&DwShared->locks[region].lock);
 
 	if (err != 0)

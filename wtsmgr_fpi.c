@@ -54,7 +54,12 @@
  * untorn, otherwise through the doublewrite area, with a warning (see
  * wtsmgr_redo()).  That holds for crash recovery, for a standby, and for a
  * restored backup alike, and across their own crashes, since every write
- * they made of such blocks was protected too.  The redo also tells the core
+ * they made of such blocks was protected too.  Until replay meets the
+ * first announcement of a tablespace, recovery writes its blocks as md.c
+ * does, even where a probe found it untorn (wtsmgr_ts_writes_protected()):
+ * the WAL before that announcement has every image, and a block torn by a
+ * crash meanwhile is restored from its image when recovery starts over from
+ * the same redo point, as with stock PostgreSQL.  The redo also tells the core
  * (XLogNoteImagesOmitted()), which refuses backups taken on a standby
  * while such WAL is replayed.  All of that works only if WAL from any
  * redo point carries an announcement before its first record without an

@@ -30,6 +30,7 @@
 
 #include <dirent.h>
 
+#include "access/xlog.h"
 #include "catalog/pg_tablespace_d.h"
 #include "common/file_utils.h"
 #include "miscadmin.h"
@@ -61,6 +62,13 @@ struct WtsmgrTablespace
 	 * pages is left to write.  A WtsmgrProtection.
 	 */
 	pg_atomic_uint32 protected_path;
+
+	/*
+	 * Set when replay has met an announcement of the tablespace (see
+	 * wtsmgr_fpi.c), and never cleared while the server runs.  In recovery,
+	 * only that makes its writes protected.
+	 */
+	pg_atomic_uint32 replay_announced;
 
 	/* set when the kernel broke its promise there: wtsmgr_ts_mark_torn() */
 	pg_atomic_uint32 distrusted;
@@ -219,30 +227,40 @@ wtsmgr_ts_state(WtsmgrTablespace *ts)
 
 /*
  * wtsmgr_ts_writes_protected() -- Are this tablespace's writes protected
- * against tearing (atomic, or through the doublewrite area)?  Yes once a
- * probe has found it untorn or replay has called wtsmgr_ts_set_protected(),
- * until the server stops, whatever later probes say (see protected_path).
+ * against tearing (atomic, or through the doublewrite area)?  Yes once
+ * replay has called wtsmgr_ts_set_protected(), until the server stops.
+ * Outside recovery, also once a probe has found it untorn, whatever later
+ * probes say (see protected_path).  In recovery, WAL before the first
+ * announcement of a tablespace has all its images (wtsmgr_fpi.c), so its
+ * blocks need no protection until replay meets one: a block torn by a
+ * crash meanwhile is restored from its image when recovery starts over.
  * The write path and the views both ask this.
  */
 bool
 wtsmgr_ts_writes_protected(WtsmgrTablespace *ts)
 {
-	return ts != NULL &&
-		pg_atomic_read_u32(&ts->protected_path) != WTSMGR_UNPROTECTED;
+	if (ts == NULL)
+		return false;
+	if (pg_atomic_read_u32(&ts->replay_announced) != 0)
+		return true;
+	if (RecoveryInProgress())
+		return false;
+	return pg_atomic_read_u32(&ts->protected_path) != WTSMGR_UNPROTECTED;
 }
 
 /*
- * wtsmgr_ts_set_protected() -- Protect every write of this tablespace from
- * now until the server stops.  Returns true if they were not protected
- * before.
+ * wtsmgr_ts_set_protected() -- Replay has met an announcement of this
+ * tablespace: protect every write there from now until the server stops.
+ * Returns true the first time.
  */
 bool
 wtsmgr_ts_set_protected(WtsmgrTablespace *ts)
 {
 	uint32		expected = WTSMGR_UNPROTECTED;
 
-	return pg_atomic_compare_exchange_u32(&ts->protected_path, &expected,
+	(void) pg_atomic_compare_exchange_u32(&ts->protected_path, &expected,
 										  WTSMGR_PROTECTED_BY_REPLAY);
+	return pg_atomic_exchange_u32(&ts->replay_announced, 1) == 0;
 }
 
 uint32
@@ -376,6 +394,7 @@ publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
 		pg_atomic_write_u64(&ts->announced_redo, InvalidXLogRecPtr);
 		pg_write_barrier();
 		pg_atomic_write_u32(&ts->protected_path, WTSMGR_UNPROTECTED);
+		pg_atomic_write_u32(&ts->replay_announced, 0);
 		pg_atomic_write_u32(&ts->distrusted, 0);
 		pg_atomic_write_u64(&ts->last_fallback, 0);
 		pg_atomic_write_u32(&ts->fallback_cause, 0);
@@ -489,6 +508,7 @@ wtsmgr_registry_shmem_startup(void)
 
 			pg_atomic_init_u32(&ts->state, WTSMGR_TS_UNPROBED);
 			pg_atomic_init_u32(&ts->protected_path, WTSMGR_UNPROTECTED);
+			pg_atomic_init_u32(&ts->replay_announced, 0);
 			pg_atomic_init_u32(&ts->distrusted, 0);
 			pg_atomic_init_u64(&ts->last_fallback, 0);
 			pg_atomic_init_u32(&ts->fallback_cause, 0);

@@ -251,7 +251,7 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	 * otherwise through md.c's buffered writes.  Buffered atomic writes would
 	 * need RWF_WRITETHROUGH, which no released kernel header defines yet.
 	 */
-	if (info.protection == WTSMGR_UNPROTECTED)
+	if (!wtsmgr_ts_writes_protected(ts))
 		values[12] = CStringGetTextDatum("md");
 	else if (info.protection == WTSMGR_PROTECTED_BY_PROBE && !info.distrusted)
 		values[12] = CStringGetTextDatum("atomic");

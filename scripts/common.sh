@@ -142,12 +142,14 @@ ensure_atomic_fs()
 
 # Create and start a cluster with wtsmgr preloaded, owned by the
 # unprivileged user: $1 data directory, $2 port, $3 socket directory (also
-# where the server log goes), then extra postgresql.conf lines.
+# where the server log goes), then extra postgresql.conf lines.  The
+# caller's array initdb_opts, if set, holds more options for initdb.
+initdb_opts=()
 start_cluster()
 {
 	local pgdata=$1 port=$2 sockdir=$3
 	shift 3
-	as_user initdb -D "$pgdata" --no-instructions -A trust >"$sockdir/initdb.log" ||
+	as_user initdb -D "$pgdata" "${initdb_opts[@]}" --no-instructions -A trust >"$sockdir/initdb.log" ||
 		die "initdb failed" "see $sockdir/initdb.log"
 	{
 		echo "shared_preload_libraries = 'wtsmgr'"

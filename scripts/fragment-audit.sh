@@ -97,18 +97,9 @@ q()
 }
 
 # pg_wal elsewhere: WAL segments would take the little free space left
-as_user initdb -D "$pgdata" -X "$workdir/wal" --no-instructions -A trust >"$workdir/initdb.log"
-cat <<CONF | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
-shared_preload_libraries = 'wtsmgr'
-port = $port
-unix_socket_directories = '$sock'
-listen_addresses = ''
-shared_buffers = 16MB
-autovacuum = off
-checkpoint_timeout = 1h
-max_wal_size = 1GB
-CONF
-as_user pg_ctl -D "$pgdata" -l "$workdir/server.log" -w start >/dev/null
+initdb_opts=(-X "$workdir/wal")
+start_cluster "$pgdata" "$port" "$sock" "shared_buffers = 16MB" "autovacuum = off" \
+	"checkpoint_timeout = 1h" "max_wal_size = 1GB"
 module=$(cd "$(dirname "$0")/../test/wtsmgr_test" && pwd)/wtsmgr_test
 make -s -C "$(dirname "$module")" PG_CONFIG="$prefix/bin/pg_config" >"$workdir/module.log" 2>&1 ||
 	die "cannot build test/wtsmgr_test" "see $workdir/module.log"
@@ -188,7 +179,7 @@ as_user pgbench -h "$sock" -p "$port" --no-vacuum --client=2 --time=4 postgres >
 sum=$(q -d postgres -c "$balances")
 as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null
 started=1
-as_user pg_ctl -D "$pgdata" -l "$workdir/server.log" -w -t 300 start >/dev/null || started=0
+as_user pg_ctl -D "$pgdata" -l "$sock/server.log" -w -t 300 start >/dev/null || started=0
 after=
 [ "$started" = 1 ] && after=$(q -d postgres -c "$balances") && q -d postgres -c CHECKPOINT
 echo "wtsmgr-audit done" >"$inst/trace_marker"

@@ -52,27 +52,6 @@ my $io = sub {
 		"SELECT $cols FROM wtsmgr_stat_io WHERE tablespace = 'ts_atomic'");
 };
 
-# Every process of the cluster, for strace.
-sub server_pids
-{
-	# the postmaster is not in pg_stat_activity
-	my ($pm) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-	my @pids = ($pm);
-	push @pids, split /\n/,
-	  $node->safe_psql('postgres', 'SELECT pid FROM pg_stat_activity');
-	return @pids;
-}
-
-# Whether process $pid is traced (its TracerPid in /proc is set), or gone.
-sub traced
-{
-	my ($pid) = @_;
-	open(my $fh, '<', "/proc/$pid/status") or return 1;
-	my ($tracer) = join('', <$fh>) =~ /^TracerPid:\s+(\d+)/m;
-	close($fh);
-	return !defined $tracer || $tracer != 0;
-}
-
 # A fingerprint of pgbench's data, without history's timestamps.
 my $fingerprint = q{
 	SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
@@ -89,7 +68,7 @@ for my $mode ('fsync', 'dsync')
 
 	# Trace every write system call of every server process, new ones too.
 	my $trace = $node->basedir . "/strace_$mode.out";
-	my @pids = server_pids();
+	my @pids = server_pids($node);
 	my @p = map { ('-p', $_) } @pids;
 	my $tracer = IPC::Run::start(
 		[

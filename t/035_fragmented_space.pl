@@ -70,20 +70,7 @@ is($node->safe_psql('postgres',
 my $datadir = $node->data_dir;
 my @traces;
 my @strace_opts = ('-f', '-qq', '-y', '-e', 'trace=write,pwrite64,pwritev,pwritev2,pread64');
-sub server_pids
-{
-	my ($pm) = split /\n/, slurp_file("$datadir/postmaster.pid");
-	return ($pm, split /\n/, $node->safe_psql('postgres', 'SELECT pid FROM pg_stat_activity'));
-}
-sub traced
-{
-	my ($pid) = @_;
-	open(my $fh, '<', "/proc/$pid/status") or return 1;
-	my ($tracer) = join('', <$fh>) =~ /^TracerPid:\s+(\d+)/m;
-	close($fh);
-	return !defined $tracer || $tracer != 0;
-}
-my @pids = server_pids();
+my @pids = server_pids($node);
 push @traces, $node->basedir . '/strace_0.out';
 my $tracer = IPC::Run::start(
 	[ $strace, @strace_opts, '-o', $traces[-1], map { ('-p', $_) } @pids ],

@@ -17,6 +17,8 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 our @EXPORT = qw(
+  server_pids
+  traced
   doublewrite_copies
   wait_for_probes
   prerequisite_missing required_dir atomic_dir full_dir required_program
@@ -240,6 +242,27 @@ sub doublewrite_copies
 		}
 	}
 	return @copies;
+}
+
+# Every process of a cluster, for strace: the postmaster (not in
+# pg_stat_activity) and those pg_stat_activity lists.
+sub server_pids
+{
+	my ($node) = @_;
+	my ($pm) = split /\n/,
+	  PostgreSQL::Test::Utils::slurp_file($node->data_dir . '/postmaster.pid');
+	return ($pm, split /\n/,
+		$node->safe_psql('postgres', 'SELECT pid FROM pg_stat_activity'));
+}
+
+# Whether process $pid is traced (its TracerPid in /proc is set), or gone.
+sub traced
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/status") or return 1;
+	my ($tracer) = join('', <$fh>) =~ /^TracerPid:\s+(\d+)/m;
+	close($fh);
+	return !defined $tracer || $tracer != 0;
 }
 
 # Wait until $cond->() returns true, checking every 0.1 s as
