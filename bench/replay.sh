@@ -16,14 +16,19 @@
 # elapsed" figure) and the seconds from start until it accepts connections
 # (which includes the end-of-recovery checkpoint):
 #
-#   stock    the stock server
-#   wtsmgr   the release server with wtsmgr preloaded: the data directory
-#            is untorn, so replay writes every block atomically
+#   stock       the stock server
+#   wtsmgr      the release server with wtsmgr preloaded, the same WAL: it
+#               announces no tablespace, so recovery writes as md.c does
+#               (wtsmgr_ts_writes_protected())
+#   wtsmgr_own  the release server with wtsmgr preloaded, replaying a
+#               second image made the same way by that server with wtsmgr
+#               (images left out of the pgbench run's WAL, every write in
+#               recovery atomic from the first announcement on): the same
+#               workload, its own WAL, which the stock server could not
+#               replay
 #
-# Both read the same WAL; wtsmgr's own WAL (images left out) could not be
-# replayed by the stock server.  Nothing is asserted.  Builds the release
-# and stock servers if needed.  Takes about (T + 60) + 2 x repeats x the
-# recovery time.
+# Nothing is asserted.  Builds the release and stock servers if needed.
+# Takes about 2 x (T + 60) + 3 x repeats x the recovery time.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 
@@ -52,7 +57,7 @@ is_root && chown "$WTSMGR_USER" "$sock"
 
 cleanup()
 {
-	for d in "$dir/image" "$dir/run"; do
+	for d in "$dir/image" "$dir/image_own" "$dir/run"; do
 		[ -f "$d/postmaster.pid" ] && as_user "$stock/bin/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1
 	done
 	rm -rf "$dir"
@@ -64,10 +69,13 @@ q()
 	as_user "$stock/bin/psql" -X -A -t -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" "$@"
 }
 
-# The crash image, made by the stock server.
-say "making the crash image: pgbench scale $scale, $seconds s, $clients clients"
-as_user "$stock/bin/initdb" -D "$dir/image" --no-instructions -A trust >"$work/initdb.log"
-cat <<CONF | as_user tee -a "$dir/image/postgresql.conf" >/dev/null
+# A crash image in $1, made by the server in $2 (with wtsmgr if $3 is set):
+# sets wal_mb and tps.
+make_image()
+{
+	local image=$1 bin=$2/bin with_wtsmgr=${3:-} lsn0
+	as_user "$bin/initdb" -D "$image" --no-instructions -A trust >"$work/initdb.log"
+	cat <<CONF | as_user tee -a "$image/postgresql.conf" >/dev/null
 port = $port
 unix_socket_directories = '$sock'
 listen_addresses = ''
@@ -75,23 +83,43 @@ shared_buffers = 128MB
 checkpoint_timeout = 1h
 max_wal_size = 20GB
 autovacuum = off
+${with_wtsmgr:+shared_preload_libraries = 'wtsmgr'}
 CONF
-as_user "$stock/bin/pg_ctl" -D "$dir/image" -l "$work/image.log" -w start >/dev/null
-as_user "$stock/bin/pgbench" -h "$sock" -p "$port" -i -s "$scale" -q postgres >"$work/init.log" 2>&1
-q -d postgres -c CHECKPOINT
-lsn0=$(q -d postgres -c "SELECT pg_current_wal_insert_lsn()")
-as_user "$stock/bin/pgbench" -h "$sock" -p "$port" -n -c "$clients" -j 2 -T "$seconds" postgres >"$work/pgbench.log" 2>&1
-wal_mb=$(q -d postgres -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0') / 1048576.0)")
-tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.log")
-as_user "$stock/bin/pg_ctl" -D "$dir/image" -m immediate stop >/dev/null
-say "crash image: $wal_mb MB of WAL to replay (pgbench: $tps tps)"
+	as_user "$bin/pg_ctl" -D "$image" -l "$work/image.log" -w start >/dev/null
+	as_user "$bin/pgbench" -h "$sock" -p "$port" -i -s "$scale" -q postgres >"$work/init.log" 2>&1
+	q -d postgres -c CHECKPOINT
+	if [ -n "$with_wtsmgr" ]; then
+		q -d postgres -c "CREATE EXTENSION wtsmgr"
+		for _ in $(seq 1 100); do
+			[ "$(q -d postgres -c "SELECT full_page_images FROM wtsmgr_tablespaces WHERE tablespace = 'pg_default'")" = skipped ] && break
+			sleep 0.1
+		done
+	fi
+	lsn0=$(q -d postgres -c "SELECT pg_current_wal_insert_lsn()")
+	as_user "$bin/pgbench" -h "$sock" -p "$port" -n -c "$clients" -j 2 -T "$seconds" postgres >"$work/pgbench.log" 2>&1
+	wal_mb=$(q -d postgres -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$lsn0') / 1048576.0)")
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.log")
+	as_user "$bin/pg_ctl" -D "$image" -m immediate stop >/dev/null
+}
+
+say "making the crash images: pgbench scale $scale, $seconds s, $clients clients"
+make_image "$dir/image" "$stock"
+stock_wal=$wal_mb
+say "stock's image: $wal_mb MB of WAL to replay (pgbench: $tps tps)"
+make_image "$dir/image_own" "$release" wtsmgr
+own_wal=$wal_mb
+say "wtsmgr's image: $wal_mb MB of WAL to replay (pgbench: $tps tps)"
 
 # One recovery of a fresh copy: prints "redo_seconds start_seconds".
 recover()
 {
 	local cfg=$1 bin log t0 t1 redo
 	rm -rf "$dir/run"
-	cp -a "$dir/image" "$dir/run"
+	if [ "$cfg" = wtsmgr_own ]; then
+		cp -a "$dir/image_own" "$dir/run"
+	else
+		cp -a "$dir/image" "$dir/run"
+	fi
 	sync
 	is_root && echo 3 >/proc/sys/vm/drop_caches
 	log=$work/run-$cfg-$2.log
@@ -100,6 +128,7 @@ recover()
 		wtsmgr)
 			bin=$release/bin
 			echo "shared_preload_libraries = 'wtsmgr'" | as_user tee -a "$dir/run/postgresql.conf" >/dev/null ;;
+		wtsmgr_own) bin=$release/bin ;;
 	esac
 	t0=$(date +%s.%N)
 	as_user "$bin/pg_ctl" -D "$dir/run" -l "$log" -w -t 3600 start >/dev/null
@@ -117,7 +146,7 @@ median()
 
 : >"$work/runs.tsv"
 for r in $(seq 1 "$repeats"); do
-	for cfg in stock wtsmgr; do
+	for cfg in stock wtsmgr wtsmgr_own; do
 		read -r redo start < <(recover "$cfg" "$r")
 		say "round $r, $cfg: redo $redo s, start $start s"
 		printf '%s\t%s\t%s\t%s\n' "$cfg" "$r" "$redo" "$start" >>"$work/runs.tsv"
@@ -125,11 +154,11 @@ for r in $(seq 1 "$repeats"); do
 done
 
 echo
-echo "Crash recovery of the same $wal_mb MB of WAL (pgbench scale $scale, $seconds s, $clients clients, made by stock PostgreSQL 18), data on the atomic XFS filesystem, page cache dropped before each start; $repeats runs each, alternating:"
+echo "Crash recovery after pgbench (scale $scale, $seconds s, $clients clients), data on the atomic XFS filesystem, page cache dropped before each start; $repeats runs each, alternating.  stock and wtsmgr replay the same $stock_wal MB of WAL, made by stock PostgreSQL 18 (full_page_writes = on); wtsmgr_own replays the $own_wal MB that the same workload wrote with wtsmgr:"
 echo
 echo "| configuration | redo loop, s (runs) | median | start to ready, s (runs) | median |"
 echo "| --- | --- | --- | --- | --- |"
-for cfg in stock wtsmgr; do
+for cfg in stock wtsmgr wtsmgr_own; do
 	redos=$(awk -v c="$cfg" '$1 == c {print $3}' "$work/runs.tsv")
 	starts=$(awk -v c="$cfg" '$1 == c {printf "%.2f\n", $4}' "$work/runs.tsv")
 	printf '| %s | %s | %s | %s | %s |\n' "$cfg" "$(echo $redos)" "$(echo "$redos" | median)" \
