@@ -23,8 +23,11 @@
 #    - pg_rewind's own TAP suite (scripts/core-rewind.sh), since core patch
 #      0004 changes pg_rewind.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
-#    seen by the kernel (tracefs); and scripts/crash-model.sh: the atomic
-#    filesystem shut down under load, then log and crash recovery.
+#    seen by the kernel (tracefs); scripts/crash-model.sh: the atomic
+#    filesystem shut down under load, then log and crash recovery; and
+#    scripts/process-death.sh: writes held in the block layer (blkio
+#    throttling) while their process dies, and a start with a tablespace
+#    whose filesystem hangs.
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -197,6 +200,11 @@ run_suite_as_root write-audit "$count_regress" \
 # written: crash recovery must still leave everything consistent.
 run_suite_as_root crash-model "$count_regress" \
 	"$work/src/scripts/crash-model.sh" "$prefix" "$work/crash"
+
+# Writes in flight while their process dies, and a tablespace filesystem
+# that hangs at start: writes held back with blkio throttling.
+run_suite_as_root process-death "$count_regress" \
+	"$work/src/scripts/process-death.sh" "$prefix" "$work/death"
 
 ok=true
 [ "$failed" -eq 0 ] || ok=false
