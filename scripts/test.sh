@@ -24,9 +24,12 @@
 #      0004 and 0007 change pg_rewind.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
 #    seen by the kernel (tracefs); scripts/crash-model.sh: the atomic
-#    filesystem shut down under load, then log and crash recovery; and
+#    filesystem shut down under load, then log and crash recovery;
 #    scripts/fragment-audit.sh: free space fragmented until atomic writes
-#    fail, pgbench, a crash, recovery, and every write seen by the kernel.
+#    fail, pgbench, a crash, recovery, and every write seen by the kernel;
+#    scripts/process-death.sh: writes held in the block layer (blkio
+#    throttling) while their process dies, and a start with a tablespace
+#    whose filesystem hangs.
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -205,6 +208,11 @@ run_suite_as_root crash-model "$count_regress" \
 # recovery complete, and the kernel sees no write that could tear.
 run_suite_as_root fragment-audit "$count_regress" \
 	"$work/src/scripts/fragment-audit.sh" "$prefix" "$work/fragment"
+
+# Writes in flight while their process dies, and a tablespace filesystem
+# that hangs at start: writes held back with blkio throttling.
+run_suite_as_root process-death "$count_regress" \
+	"$work/src/scripts/process-death.sh" "$prefix" "$work/death"
 
 ok=true
 [ "$failed" -eq 0 ] || ok=false
