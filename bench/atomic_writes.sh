@@ -12,7 +12,7 @@
 #   - raw: bench/raw_atomic_write.c, one pwritev2(RWF_ATOMIC) of BATCH
 #     blocks at a time on the same file, plus one fdatasync() in fsync mode.
 # Batches also start at unaligned positions, which wtsmgr cuts into several
-# atomic units submitted together through io_uring.  Then pgbench (scale 10,
+# atomic units, written one after another.  Then pgbench (scale 10,
 # 4 clients, two alternating rounds of 30 s per mode) in that tablespace, to
 # choose wtsmgr.durability's default from.
 #
@@ -115,13 +115,13 @@ cat <<EOF
 8 kB atomic writes per second, random aligned positions in a 256 MB file on
 XFS (software atomic writes), $total blocks per figure ($((total / 4)) for dsync,
 batch 1). wtsmgr: smgrwritev() from inside the server, through wtsmgr's
-planner, io_uring batches and fsync requests, plus in fsync mode the
+planner, its writes one unit at a time and fsync requests, plus in fsync mode the
 CHECKPOINT that syncs them. raw: one pwritev2(RWF_ATOMIC) per batch, plus one
 fdatasync in fsync mode.
 
 Unaligned batches start anywhere, so wtsmgr cuts them into several atomic
-units (units per call) and submits them together through io_uring; the raw
-loop writes the same units one pwritev2() after another.
+units (units per call), written one pwritev2() after another, as the raw
+loop writes them.
 
 | durability | batch (blocks) | placement | units per call | wtsmgr (blocks/s) | raw pwritev2 (blocks/s) | wtsmgr / raw |
 | --- | --- | --- | --- | --- | --- | --- |
