@@ -24,9 +24,12 @@
 #      0004 and 0007 change pg_rewind.
 # 5. As root, scripts/write-audit.sh: every write to an untorn tablespace,
 #    seen by the kernel (tracefs); scripts/crash-model.sh: the atomic
-#    filesystem shut down under load, then log and crash recovery; and
+#    filesystem shut down under load, then log and crash recovery;
 #    scripts/fragment-audit.sh: free space fragmented until atomic writes
-#    fail, pgbench, a crash, recovery, and every write seen by the kernel.
+#    fail, pgbench, a crash, recovery, and every write seen by the kernel;
+#    and scripts/torn-crash.sh: a simulated disk that loses and tears
+#    writes at a crash, under stock PostgreSQL and under wtsmgr
+#    (WTSMGR_TORN_STATES crash states per configuration, 30 by default).
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -205,6 +208,12 @@ run_suite_as_root crash-model "$count_regress" \
 # recovery complete, and the kernel sees no write that could tear.
 run_suite_as_root fragment-audit "$count_regress" \
 	"$work/src/scripts/fragment-audit.sh" "$prefix" "$work/fragment"
+
+# A disk that loses and tears the writes in its cache at a crash: stock
+# PostgreSQL with full_page_writes = off must be corrupted by it, with
+# full_page_writes = on and with wtsmgr never.
+run_suite_as_root torn-crash "$count_regress" \
+	"$work/src/scripts/torn-crash.sh" "$prefix" "$work/torn"
 
 ok=true
 [ "$failed" -eq 0 ] || ok=false
