@@ -37,10 +37,12 @@
 # corrupted.
 #
 # Must show: stock-fpw-off corrupted in at least one state (the negative
-# control: a simulator that cannot tear would find nothing), stock-fpw-on
-# and wtsmgr in none, with states that tore relation pages in both.  Prints
-# TAP lines and a table; a state where wtsmgr corrupts keeps its log and
-# prints the command that rebuilds its image.
+# control: a simulator that cannot tear would find nothing), and the same
+# states replayed with tornreplay --no-tear (writes lost, none torn)
+# corrupted in none, so that what corrupts is tearing; stock-fpw-on and
+# wtsmgr corrupted in no state, with states that tore relation pages in
+# both.  Prints TAP lines and a table; a state where wtsmgr corrupts keeps
+# its log and prints the command that rebuilds its image.
 #
 # Settings (environment):
 #   WTSMGR_TORN_STATES    crash states per configuration (default 30)
@@ -52,9 +54,10 @@
 #   WTSMGR_TORN_STOCK_PREFIX  server for the stock configurations (default
 #                         PREFIX, without wtsmgr preloaded); e.g. the one
 #                         scripts/build-server.sh --flavor stock prints
-#   WTSMGR_TORN_MOUNT     mount point (default /mnt/wtsmgr-torn)
-#   WTSMGR_TORN_IMAGES    directory for crash images (default under
-#                         /dev/shm when it exists, else WORKDIR)
+#   WTSMGR_TORN_MOUNT     mount point (default /mnt/wtsmgr-torn-PID, removed
+#                         afterwards)
+#   WTSMGR_TORN_IMAGES    where to make the directory for crash images
+#                         (default /dev/shm when it exists, else WORKDIR)
 #   WTSMGR_TORN_KEEP      1: keep every log and plan (default: only those
 #                         of a configuration whose result is unexpected)
 set -euo pipefail
@@ -69,7 +72,7 @@ seconds=${WTSMGR_TORN_SECONDS:-20}
 scale=${WTSMGR_TORN_SCALE:-2}
 configs=${WTSMGR_TORN_CONFIGS:-stock-fpw-on stock-fpw-off wtsmgr}
 stock_prefix=${WTSMGR_TORN_STOCK_PREFIX:-$prefix}
-mnt=${WTSMGR_TORN_MOUNT:-/mnt/wtsmgr-torn}
+mnt=${WTSMGR_TORN_MOUNT:-/mnt/wtsmgr-torn-$$}
 keep=${WTSMGR_TORN_KEEP:-0}
 device_size=$((1024 * 1024 * 1024))
 
@@ -87,17 +90,18 @@ pkg-config --exists fuse3 || die "libfuse3 is missing" "apt-get install libfuse3
 command -v fusermount3 >/dev/null || die "fusermount3 is missing" "apt-get install fuse3"
 command -v mkfs.xfs >/dev/null || die "mkfs.xfs is missing" "apt-get install xfsprogs"
 mountpoint -q "$mnt" && die "$mnt is already mounted" \
-	"another torn-crash.sh may be running; unmount it or set WTSMGR_TORN_MOUNT"
+	"another torn-crash.sh may be using it; unmount it or set WTSMGR_TORN_MOUNT to another directory"
 
 mkdir -p "$workdir" "$mnt"
 workdir=$(cd "$workdir" && pwd)
 chown "$WTSMGR_USER" "$workdir"
+# a directory of our own, removed at the end
 if [ -n "${WTSMGR_TORN_IMAGES:-}" ]; then
-	images=$WTSMGR_TORN_IMAGES
+	images=$WTSMGR_TORN_IMAGES/wtsmgr-torn-$$
 elif [ -d /dev/shm ]; then
 	images=/dev/shm/wtsmgr-torn-$$
 else
-	images=$workdir/images
+	images=$workdir/images-$$
 fi
 mkdir -p "$images"
 sock=$workdir/sock
@@ -138,10 +142,10 @@ stop_server()
 
 unmount_all()
 {
-	local i
+	local _
 	stop_server
 	if mountpoint -q "$mnt"; then
-		for i in 1 2 3 4 5 6 7 8 9 10; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
 			umount "$mnt" 2>/dev/null && break
 			sleep 1
 		done
@@ -164,14 +168,15 @@ cleanup()
 {
 	unmount_all
 	rm -rf "$images"
+	[ -n "${WTSMGR_TORN_MOUNT:-}" ] || rmdir "$mnt" 2>/dev/null || true
 }
 trap cleanup EXIT
 
 # Wait up to 10 s for a mount to appear.
 wait_mounted()
 {
-	local i
-	for i in $(seq 1 50); do
+	local _
+	for _ in $(seq 1 50); do
 		mountpoint -q "$1" && return 0
 		sleep 0.2
 	done
@@ -247,7 +252,9 @@ record()
 	bench=$!
 	while kill -0 "$bench" 2>/dev/null; do
 		sleep 3
-		kill -0 "$bench" 2>/dev/null && q -d postgres -c CHECKPOINT 2>/dev/null || true
+		if kill -0 "$bench" 2>/dev/null; then
+			q -d postgres -c CHECKPOINT 2>/dev/null || true
+		fi
 	done
 	wait "$bench" || die "pgbench failed on $cfg" "see $d/pgbench.log"
 	end_lsn=$(q -d postgres -c "SELECT pg_current_wal_insert_lsn()")
