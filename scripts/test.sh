@@ -29,7 +29,10 @@
 #    fail, pgbench, a crash, recovery, and every write seen by the kernel;
 #    scripts/process-death.sh: writes held in the block layer (blkio
 #    throttling) while their process dies, and a start with a tablespace
-#    whose filesystem hangs.
+#    whose filesystem hangs; and scripts/torn-crash.sh: a simulated disk
+#    that loses and tears writes at a crash, under stock PostgreSQL and
+#    under wtsmgr (WTSMGR_TORN_STATES crash states per configuration, 30
+#    by default).
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -213,6 +216,12 @@ run_suite_as_root fragment-audit "$count_regress" \
 # that hangs at start: writes held back with blkio throttling.
 run_suite_as_root process-death "$count_regress" \
 	"$work/src/scripts/process-death.sh" "$prefix" "$work/death"
+
+# A disk that loses and tears the writes in its cache at a crash: stock
+# PostgreSQL with full_page_writes = off must be corrupted by it, with
+# full_page_writes = on and with wtsmgr never.
+run_suite_as_root torn-crash "$count_regress" \
+	"$work/src/scripts/torn-crash.sh" "$prefix" "$work/torn"
 
 ok=true
 [ "$failed" -eq 0 ] || ok=false

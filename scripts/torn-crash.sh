@@ -1,0 +1,458 @@
+#!/usr/bin/env bash
+# scripts/torn-crash.sh -- a disk that loses and tears writes at a crash,
+# under stock PostgreSQL (full_page_writes on and off) and under wtsmgr.
+#
+# Usage: scripts/torn-crash.sh PREFIX WORKDIR
+#
+# Needs root (FUSE, loop devices, mounts); its servers run as the
+# unprivileged user.  PREFIX is a server with wtsmgr installed (the debug
+# server in CI).
+#
+# The device: test/tornsim serves an image file through FUSE and logs, in
+# order, every write (offset, length, data) and every flush that reaches
+# it.  A loop device over the served file (--direct-io=on, so that the loop
+# driver passes each write and flush straight to the file, and a flush is a
+# real fsync of it; --sector-size WTSMGR_TORN_SECTOR, default 4096) carries
+# an XFS filesystem (reflink, hence XFS's software atomic writes) with the
+# whole data directory, pg_wal included.
+#
+# For each configuration -- stock-fpw-on (full_page_writes = on),
+# stock-fpw-off (full_page_writes = off), wtsmgr (wtsmgr preloaded, images
+# left out) -- a cluster is made there, pgbench is initialized, a mark is
+# logged, and pgbench runs WTSMGR_TORN_SECONDS seconds (default 20) with a
+# CHECKPOINT every 3 seconds.  pg_walinspect then counts the block
+# references of the workload's WAL and those with an image: wtsmgr must
+# have left (nearly) all of them out.
+#
+# Then WTSMGR_TORN_STATES crash states per configuration (default 30) are
+# drawn by test/tornsim's tornreplay, with a seed printed here
+# (WTSMGR_TORN_SEED sets it): each state keeps every write before a flush
+# and applies each write after it, up to the crash point, whole, not at all,
+# or torn (only some of its sectors).  States are aimed at moments when
+# relation pages are in flight (see tornreplay.c).  For each state the image
+# is loop-mounted (XFS log recovery), the server started (crash recovery),
+# and then pgbench's balances must agree, pg_amcheck --heapallindexed must
+# be clean, and after a clean shutdown pg_checksums must verify every page;
+# any failure, including a mount or a recovery that fails, makes the state
+# corrupted.
+#
+# Must show: stock-fpw-off corrupted in at least one state (the negative
+# control: a simulator that cannot tear would find nothing), and the same
+# states replayed with tornreplay --no-tear (writes lost, none torn)
+# corrupted in none, so that what corrupts is tearing; stock-fpw-on and
+# wtsmgr corrupted in no state, with states that tore relation pages in
+# both.  Prints TAP lines and a table; a state where wtsmgr corrupts keeps
+# its log and prints the command that rebuilds its image.
+#
+# Settings (environment):
+#   WTSMGR_TORN_STATES    crash states per configuration (default 30)
+#   WTSMGR_TORN_SEED      seed of the states drawn (default: from the clock)
+#   WTSMGR_TORN_SECTOR    loop device sector size, 4096 or 512 (default 4096)
+#   WTSMGR_TORN_SECONDS   pgbench seconds per configuration (default 20)
+#   WTSMGR_TORN_SCALE     pgbench scale (default 2)
+#   WTSMGR_TORN_CONFIGS   configurations to run (default all three)
+#   WTSMGR_TORN_STOCK_PREFIX  server for the stock configurations (default
+#                         PREFIX, without wtsmgr preloaded); e.g. the one
+#                         scripts/build-server.sh --flavor stock prints
+#   WTSMGR_TORN_MOUNT     mount point (default /mnt/wtsmgr-torn-PID, removed
+#                         afterwards)
+#   WTSMGR_TORN_IMAGES    where to make the directory for crash images
+#                         (default /dev/shm when it exists, else WORKDIR)
+#   WTSMGR_TORN_KEEP      1: keep every log and plan (default: only those
+#                         of a configuration whose result is unexpected)
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+prefix=$1
+workdir=$2
+states=${WTSMGR_TORN_STATES:-30}
+seed=${WTSMGR_TORN_SEED:-$(date +%s%N | cut -c1-15)}
+sector=${WTSMGR_TORN_SECTOR:-4096}
+seconds=${WTSMGR_TORN_SECONDS:-20}
+scale=${WTSMGR_TORN_SCALE:-2}
+configs=${WTSMGR_TORN_CONFIGS:-stock-fpw-on stock-fpw-off wtsmgr}
+stock_prefix=${WTSMGR_TORN_STOCK_PREFIX:-$prefix}
+mnt=${WTSMGR_TORN_MOUNT:-/mnt/wtsmgr-torn-$$}
+keep=${WTSMGR_TORN_KEEP:-0}
+device_size=$((1024 * 1024 * 1024))
+
+if ! is_root; then
+	echo "1..1"
+	echo "ok 1 # skip the torn-write simulator needs root (FUSE, loop devices, mounts)"
+	exit 0
+fi
+case $sector in
+	512|4096) ;;
+	*) die "WTSMGR_TORN_SECTOR must be 512 or 4096, not '$sector'" ;;
+esac
+[ -e /dev/fuse ] || die "/dev/fuse is missing" "load the fuse module (modprobe fuse)"
+pkg-config --exists fuse3 || die "libfuse3 is missing" "apt-get install libfuse3-dev fuse3"
+command -v fusermount3 >/dev/null || die "fusermount3 is missing" "apt-get install fuse3"
+command -v mkfs.xfs >/dev/null || die "mkfs.xfs is missing" "apt-get install xfsprogs"
+mountpoint -q "$mnt" && die "$mnt is already mounted" \
+	"another torn-crash.sh may be using it; unmount it or set WTSMGR_TORN_MOUNT to another directory"
+
+mkdir -p "$workdir" "$mnt"
+workdir=$(cd "$workdir" && pwd)
+chown "$WTSMGR_USER" "$workdir"
+# a directory of our own, removed at the end
+if [ -n "${WTSMGR_TORN_IMAGES:-}" ]; then
+	images=$WTSMGR_TORN_IMAGES/wtsmgr-torn-$$
+elif [ -d /dev/shm ]; then
+	images=/dev/shm/wtsmgr-torn-$$
+else
+	images=$workdir/images-$$
+fi
+mkdir -p "$images"
+sock=$workdir/sock
+mkdir -p "$sock"
+chown "$WTSMGR_USER" "$sock"
+port=$((40000 + $$ % 10000))
+bin=$workdir/bin
+mkdir -p "$bin"
+make -s -C "$WTSMGR_ROOT/test/tornsim" BUILD_DIR="$bin" >"$workdir/build.log" 2>&1 ||
+	{ cat "$workdir/build.log" >&2; die "cannot build test/tornsim" "see $workdir/build.log"; }
+
+# What is running, for cleanup: the server's data directory and binaries,
+# the FUSE server, loop devices, mounts.
+cur_pgdata=
+cur_bindir=
+fuse_pid=
+fuse_mnt=
+loopdev=
+
+pg()
+{
+	local b=$1
+	shift
+	as_user "$cur_bindir/$b" "$@"
+}
+
+q()
+{
+	pg psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" "$@" </dev/null
+}
+
+stop_server()
+{
+	if [ -n "$cur_pgdata" ] && [ -f "$cur_pgdata/postmaster.pid" ]; then
+		pg pg_ctl -D "$cur_pgdata" -m immediate stop >/dev/null 2>&1 || true
+	fi
+}
+
+unmount_all()
+{
+	local _
+	stop_server
+	if mountpoint -q "$mnt"; then
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			umount "$mnt" 2>/dev/null && break
+			sleep 1
+		done
+	fi
+	if [ -n "$loopdev" ]; then
+		losetup -d "$loopdev" 2>/dev/null || true
+		loopdev=
+	fi
+	if [ -n "$fuse_mnt" ] && mountpoint -q "$fuse_mnt"; then
+		fusermount3 -u "$fuse_mnt" 2>/dev/null || umount -l "$fuse_mnt" 2>/dev/null || true
+	fi
+	fuse_mnt=
+	if [ -n "$fuse_pid" ]; then
+		wait "$fuse_pid" 2>/dev/null || true
+		fuse_pid=
+	fi
+}
+
+cleanup()
+{
+	unmount_all
+	rm -rf "$images"
+	[ -n "${WTSMGR_TORN_MOUNT:-}" ] || rmdir "$mnt" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Wait up to 10 s for a mount to appear.
+wait_mounted()
+{
+	local _
+	for _ in $(seq 1 50); do
+		mountpoint -q "$1" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# Record one configuration's workload on the logging device: $1 = name.
+# Sets fpi_refs and all_refs (the workload's block references with an image,
+# and all of them, from pg_walinspect).
+record()
+{
+	local cfg=$1 d=$workdir/$1 pgdata=$mnt/pgdata dio bench start_lsn end_lsn
+
+	mkdir -p "$d/fuse"
+	chown "$WTSMGR_USER" "$d"
+	truncate -s "$device_size" "$d/device.img"
+	rm -f "$d/device.log"
+	"$bin/tornsim" "$d/device.img" "$d/device.log" "$d/fuse" >"$d/tornsim.out" 2>&1 &
+	fuse_pid=$!
+	fuse_mnt=$d/fuse
+	wait_mounted "$d/fuse" || die "tornsim did not mount $d/fuse" "see $d/tornsim.out"
+	loopdev=$(losetup --direct-io=on --sector-size "$sector" -f --show "$d/fuse/disk")
+	dio=$(losetup -n -O DIO "$loopdev" | tr -d ' ')
+	[ "$dio" = 1 ] || die "$loopdev over $d/fuse/disk does not do direct I/O" \
+		"the log would show the loop driver's page cache, not what the device received"
+	mkfs.xfs -q -m reflink=1 "$loopdev" || die "mkfs.xfs failed on $loopdev"
+	mount "$loopdev" "$mnt" || die "cannot mount $loopdev on $mnt"
+	chown "$WTSMGR_USER" "$mnt"
+
+	if [ "$cfg" = wtsmgr ]; then cur_bindir=$prefix/bin; else cur_bindir=$stock_prefix/bin; fi
+	cur_pgdata=$pgdata
+	pg initdb -D "$pgdata" --no-instructions -A trust >"$d/initdb.log" 2>&1 ||
+		die "initdb failed" "see $d/initdb.log"
+	{
+		echo "port = $port"
+		echo "unix_socket_directories = '$sock'"
+		echo "listen_addresses = ''"
+		# small, so that backends and the background writer write too
+		echo "shared_buffers = 16MB"
+		# checkpoints come from this script, every 3 s
+		echo "checkpoint_timeout = 1h"
+		echo "max_wal_size = 256MB"
+		echo "min_wal_size = 64MB"
+		# pg_walinspect reads the whole workload's WAL afterwards
+		echo "wal_keep_size = 512MB"
+		echo "restart_after_crash = off"
+		case $cfg in
+			stock-fpw-on) echo "full_page_writes = on" ;;
+			stock-fpw-off) echo "full_page_writes = off" ;;
+			wtsmgr)
+				echo "full_page_writes = on"
+				echo "shared_preload_libraries = 'wtsmgr'" ;;
+		esac
+	} | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
+	# Nothing fsyncs postgresql.conf: without this the crash states would
+	# lose these lines (an administrator's file is durable long before).
+	sync -f "$pgdata/postgresql.conf"
+	pg pg_ctl -D "$pgdata" -l "$d/server.log" -w start >/dev/null ||
+		die "the $cfg server did not start" "see $d/server.log"
+	q -d postgres -c "CREATE DATABASE bench"
+	q -d bench -c "CREATE EXTENSION amcheck" -c "CREATE EXTENSION pg_walinspect"
+	if [ "$cfg" = wtsmgr ]; then
+		q -d postgres -c "CREATE EXTENSION wtsmgr"
+	fi
+	pg pgbench -h "$sock" -p "$port" --initialize --scale="$scale" --quiet bench \
+		>"$d/init.log" 2>&1 </dev/null || die "pgbench -i failed" "see $d/init.log"
+	q -d postgres -c CHECKPOINT
+	sync -f "$mnt"
+	start_lsn=$(q -d postgres -c "SELECT pg_current_wal_insert_lsn()")
+	echo workload >"$d/fuse/mark"
+	pg pgbench -h "$sock" -p "$port" --no-vacuum --client=4 --jobs=2 --time="$seconds" bench \
+		>"$d/pgbench.log" 2>&1 </dev/null &
+	bench=$!
+	while kill -0 "$bench" 2>/dev/null; do
+		sleep 3
+		if kill -0 "$bench" 2>/dev/null; then
+			q -d postgres -c CHECKPOINT 2>/dev/null || true
+		fi
+	done
+	wait "$bench" || die "pgbench failed on $cfg" "see $d/pgbench.log"
+	end_lsn=$(q -d postgres -c "SELECT pg_current_wal_insert_lsn()")
+	read -r fpi_refs all_refs < <(q -d bench -F ' ' -c "
+		SELECT count(*) FILTER (WHERE block_fpi_length > 0), count(*)
+		FROM pg_get_wal_block_info('$start_lsn', '$end_lsn', false)")
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$d/pgbench.log" | cut -d. -f1)
+	if [ "$cfg" = wtsmgr ]; then
+		untorn=$(q -d postgres -c "SELECT untorn_blocks AND full_page_images = 'skipped'
+			FROM wtsmgr_tablespaces WHERE tablespace = 'pg_default'")
+	fi
+	# The server dies with the device (the crash states come from the log).
+	stop_server
+	unmount_all
+}
+
+# Check one crash state: $1 = config, $2 = state number, $3 = its image.
+# Sets res to the reasons it is corrupted, or to nothing.  Runs in this
+# shell, not a subshell, so that cleanup knows the loop device.
+check_state()
+{
+	local cfg=$1 k=$2 img=$3 d=$workdir/$1 pgdata=$mnt/pgdata out why=()
+	local slog=$d/state-$k.log
+
+	res=
+	loopdev=$(losetup --sector-size "$sector" -f --show "$img")
+	if ! out=$(mount "$loopdev" "$mnt" 2>&1); then
+		res="XFS mount (log recovery) failed: $out"
+		return
+	fi
+	cur_pgdata=$pgdata
+	# The PID in a crashed server's lock file may belong to a live process
+	# here (after a real power loss it could not): remove it.
+	rm -f "$pgdata/postmaster.pid"
+	rm -f "$slog"
+	if ! pg pg_ctl -D "$pgdata" -l "$slog" -w -t 300 start >/dev/null 2>&1; then
+		res="recovery failed: $(grep -E 'PANIC|FATAL|ERROR' "$slog" | head -n 2 | tr '\n' ' ')"
+		return
+	fi
+	grep -q 'database system was interrupted' "$slog" ||
+		why+=("no crash recovery ran")
+	[ "$(q -d bench -c "
+		SELECT (SELECT sum(abalance) FROM pgbench_accounts) =
+			   (SELECT sum(bbalance) FROM pgbench_branches)
+		   AND (SELECT sum(bbalance) FROM pgbench_branches) =
+			   (SELECT sum(tbalance) FROM pgbench_tellers)
+		   AND (SELECT sum(tbalance) FROM pgbench_tellers) =
+			   (SELECT coalesce(sum(delta), 0) FROM pgbench_history)" 2>&1)" = t ] ||
+		why+=("pgbench's balances disagree")
+	pg pg_amcheck -h "$sock" -p "$port" --heapallindexed bench >"$d/state-$k-amcheck.log" 2>&1 </dev/null ||
+		why+=("pg_amcheck: $(grep -v '^$' "$d/state-$k-amcheck.log" | head -n 2 | tr '\n' ' ')")
+	if pg pg_ctl -D "$pgdata" -w -t 120 stop >/dev/null 2>&1; then
+		pg pg_checksums --check -D "$pgdata" >"$d/state-$k-checksums.log" 2>&1 ||
+			why+=("pg_checksums: $(grep -m 2 -i 'checksum verification failed\|error\|bad checksums' "$d/state-$k-checksums.log" | tr '\n' ' ')")
+	else
+		why+=("clean shutdown failed")
+	fi
+	if [ ${#why[@]} -gt 0 ]; then
+		local IFS=';'
+		res="${why[*]}"
+	fi
+}
+
+# The crash states of one configuration: $1 = config, $2 = the label its
+# figures go under, $3 = extra options of tornreplay build (--no-tear).
+# Sets n_tried, n_clean, n_corrupt, n_torn (states with a torn relation
+# page).
+replay_states()
+{
+	local cfg=$1 label=$2 extra=${3:-} d=$workdir/$1 k flush crash sseed tail torn
+	local img=$images/$cfg-state.img prefix_img=$images/$cfg-prefix.img
+	n_tried=0 n_clean=0 n_corrupt=0 n_torn=0
+	if [ ! -f "$d/plan" ]; then
+		"$bin/tornreplay" stats "$d/device.log" | sed 's/^/# '"$cfg"': log: /'
+		"$bin/tornreplay" plan "$d/device.log" --mark workload --states "$states" --seed "$seed" \
+			>"$d/plan" || die "tornreplay plan failed for $cfg"
+		echo "# $cfg: $(head -n 1 "$d/plan")"
+	fi
+	while read -r _ k _ flush _ crash _ sseed <&3; do
+		# shellcheck disable=SC2086
+		tail=$("$bin/tornreplay" build "$d/device.log" --flush "$flush" --crash "$crash" \
+			--seed "$sseed" --sector "$sector" --size "$device_size" \
+			--prefix "$prefix_img" $extra --out "$img") ||
+			die "tornreplay build failed for $cfg state $k"
+		check_state "$cfg" "$label-$k" "$img"
+		unmount_all
+		rm -f "$img"
+		n_tried=$((n_tried + 1))
+		torn=$(echo "$tail" | sed -n 's/.*in flight, \([0-9]*\) torn.*/\1/p')
+		[ "${torn:-0}" -gt 0 ] && n_torn=$((n_torn + 1))
+		if [ -z "$res" ]; then
+			n_clean=$((n_clean + 1))
+			echo "# $label state $k (flush $flush crash $crash seed $sseed): $tail; clean"
+		else
+			n_corrupt=$((n_corrupt + 1))
+			echo "# $label state $k (flush $flush crash $crash seed $sseed): $tail; CORRUPTED: $res"
+			if [ "$label" != stock-fpw-off ]; then
+				keep_cfg=1
+				echo "#   rebuild it: $bin/tornreplay build $d/device.log --flush $flush --crash $crash --seed $sseed --sector $sector --size $device_size${extra:+ $extra} --out IMAGE"
+				echo "#   then: losetup --sector-size $sector -f --show IMAGE, mount it, start the server on pgdata/ there (logs: $d/state-$label-$k*.log)"
+			fi
+		fi
+	done 3< <(grep '^state ' "$d/plan")
+	rm -f "$prefix_img" "$prefix_img.pos"
+}
+
+say "torn-write crash simulator: $states states per configuration, seed $seed, ${sector}-byte sectors, pgbench ${seconds} s at scale $scale"
+echo "# seed $seed, sector $sector bytes, $states states per configuration, pgbench $seconds s scale $scale"
+[ "$stock_prefix" != "$prefix" ] && echo "# stock configurations run $stock_prefix"
+declare -A r_tried r_clean r_corrupt r_torn r_fpi r_refs r_secs r_tps
+t_all=$(date +%s)
+all_labels=
+for cfg in $configs; do
+	case $cfg in
+		stock-fpw-on|stock-fpw-off|wtsmgr) ;;
+		*) die "unknown configuration '$cfg'" "use stock-fpw-on, stock-fpw-off, wtsmgr" ;;
+	esac
+	t0=$(date +%s)
+	keep_cfg=$keep
+	untorn=
+	say "$cfg: recording pgbench on the logging device"
+	record "$cfg"
+	r_fpi[$cfg]=$fpi_refs
+	r_refs[$cfg]=$all_refs
+	r_tps[$cfg]=${tps:-?}
+	echo "# $cfg: pgbench $tps tps; the workload's WAL has $all_refs block references, $fpi_refs of them with an image"
+	if [ "$cfg" = wtsmgr ]; then
+		tap_check "$([ "$untorn" = t ] && echo 1)" "wtsmgr: pg_default on XFS over the logging device is untorn and its images are skipped (${untorn:-no row})"
+	fi
+	labels=$cfg
+	# The control of the control: the same states of stock-fpw-off with
+	# no write torn, only lost, must all recover: what corrupts is tearing.
+	[ "$cfg" = stock-fpw-off ] && labels="$cfg $cfg-untorn"
+	for label in $labels; do
+		say "$label: replaying $states crash states"
+		if [ "$label" = stock-fpw-off-untorn ]; then
+			replay_states "$cfg" "$label" --no-tear
+		else
+			replay_states "$cfg" "$label"
+		fi
+		r_tried[$label]=$n_tried
+		r_clean[$label]=$n_clean
+		r_corrupt[$label]=$n_corrupt
+		r_torn[$label]=$n_torn
+		r_fpi[$label]=$fpi_refs
+		r_refs[$label]=$all_refs
+		r_tps[$label]=${tps:-?}
+		case $label in
+			stock-fpw-off) [ "$n_corrupt" -gt 0 ] || keep_cfg=1 ;;
+			stock-fpw-off-untorn) [ "$n_corrupt" -eq 0 ] || keep_cfg=1 ;;
+			*) [ "$n_corrupt" -eq 0 ] && [ "$n_torn" -gt 0 ] || keep_cfg=1 ;;
+		esac
+		say "$label: $n_tried states, $n_clean clean, $n_corrupt corrupted, $n_torn tore a relation page"
+	done
+	r_secs[$cfg]=$(($(date +%s) - t0))
+	echo "# $cfg: ${r_secs[$cfg]} s, recording and crash states"
+	if [ "$keep_cfg" = 1 ]; then
+		echo "# $cfg: log and plan kept in $workdir/$cfg"
+	else
+		rm -f "$workdir/$cfg/device.log" "$workdir/$cfg/device.img"
+	fi
+	all_labels="$all_labels $labels"
+done
+
+# The checks.
+for cfg in $configs; do
+	case $cfg in
+		stock-fpw-on)
+			tap_check "$([ "${r_fpi[$cfg]}" -gt 0 ] && echo 1)" \
+				"stock-fpw-on: the workload's WAL has images (${r_fpi[$cfg]} of ${r_refs[$cfg]} block references)"
+			tap_check "$([ "${r_corrupt[$cfg]}" -eq 0 ] && [ "${r_torn[$cfg]}" -gt 0 ] && echo 1)" \
+				"stock-fpw-on: 0 of ${r_tried[$cfg]} crash states corrupted (${r_corrupt[$cfg]}), ${r_torn[$cfg]} of them with a torn relation page"
+			;;
+		stock-fpw-off)
+			tap_check "$([ "${r_corrupt[$cfg]}" -gt 0 ] && echo 1)" \
+				"stock-fpw-off (negative control): torn pages corrupt it in ${r_corrupt[$cfg]} of ${r_tried[$cfg]} crash states (${r_torn[$cfg]} with a torn relation page)"
+			l=stock-fpw-off-untorn
+			tap_check "$([ "${r_corrupt[$l]}" -eq 0 ] && [ "${r_torn[$l]}" -eq 0 ] && echo 1)" \
+				"stock-fpw-off, the same states with writes lost but none torn: ${r_corrupt[$l]} of ${r_tried[$l]} corrupted"
+			;;
+		wtsmgr)
+			# Images wtsmgr still takes: the first changes of a cycle before
+			# its announcement is written (a few milliseconds).
+			tap_check "$([ "${r_refs[$cfg]}" -gt 0 ] && [ $((r_fpi[$cfg] * 100)) -le "${r_refs[$cfg]}" ] && echo 1)" \
+				"wtsmgr: images left out (${r_fpi[$cfg]} of ${r_refs[$cfg]} block references with an image, at most 1%)"
+			tap_check "$([ "${r_corrupt[$cfg]}" -eq 0 ] && [ "${r_torn[$cfg]}" -gt 0 ] && echo 1)" \
+				"wtsmgr: 0 of ${r_tried[$cfg]} crash states corrupted (${r_corrupt[$cfg]}), ${r_torn[$cfg]} of them with a torn relation page"
+			;;
+	esac
+done
+
+echo "#"
+echo "# | configuration | states | recovered clean | corrupted | states with a torn relation page | images in WAL | tps |"
+echo "# | --- | --- | --- | --- | --- | --- | --- |"
+for l in $all_labels; do
+	echo "# | $l | ${r_tried[$l]} | ${r_clean[$l]} | ${r_corrupt[$l]} | ${r_torn[$l]} | ${r_fpi[$l]} of ${r_refs[$l]} | ${r_tps[$l]} |"
+done
+echo "# seed $seed, ${sector}-byte sectors; $(($(date +%s) - t_all)) s in all"
+trap - EXIT
+cleanup
+tap_done
