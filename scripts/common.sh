@@ -90,6 +90,16 @@ tap_done()
 	[ "$_tap_failed" -eq 0 ]
 }
 
+# SQL that is true when pgbench's balances agree: accounts, branches,
+# tellers and history must sum to the same, whatever transactions ran.
+pgbench_balances_agree="
+	SELECT (SELECT sum(abalance) FROM pgbench_accounts) =
+		   (SELECT sum(bbalance) FROM pgbench_branches)
+	   AND (SELECT sum(bbalance) FROM pgbench_branches) =
+		   (SELECT sum(tbalance) FROM pgbench_tellers)
+	   AND (SELECT sum(tbalance) FROM pgbench_tellers) =
+		   (SELECT coalesce(sum(delta), 0) FROM pgbench_history)"
+
 # Create the unprivileged user that runs clusters when we are root.
 ensure_user()
 {

@@ -128,13 +128,7 @@ cycle()
 	fi
 	tail -c +"$((offset + 1))" "$workdir/server.log" | grep -c 'redo starts at' >/dev/null ||
 		why+=("no crash recovery ran")
-	[ "$(q -d crash -c "
-		SELECT (SELECT sum(abalance) FROM pgbench_accounts) =
-			   (SELECT sum(bbalance) FROM pgbench_branches)
-		   AND (SELECT sum(bbalance) FROM pgbench_branches) =
-			   (SELECT sum(tbalance) FROM pgbench_tellers)
-		   AND (SELECT sum(tbalance) FROM pgbench_tellers) =
-			   (SELECT coalesce(sum(delta), 0) FROM pgbench_history)" 2>&1)" = t ] ||
+	[ "$(q -d crash -c "$pgbench_balances_agree" 2>&1)" = t ] ||
 		why+=("pgbench's balances disagree")
 	as_user pg_amcheck -h "$sock" -p "$port" --heapallindexed crash >"$workdir/$label-amcheck.log" 2>&1 ||
 		why+=("pg_amcheck: $(head -n 1 "$workdir/$label-amcheck.log")")

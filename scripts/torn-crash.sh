@@ -296,13 +296,7 @@ check_state()
 	fi
 	grep -q 'database system was interrupted' "$slog" ||
 		why+=("no crash recovery ran")
-	[ "$(q -d bench -c "
-		SELECT (SELECT sum(abalance) FROM pgbench_accounts) =
-			   (SELECT sum(bbalance) FROM pgbench_branches)
-		   AND (SELECT sum(bbalance) FROM pgbench_branches) =
-			   (SELECT sum(tbalance) FROM pgbench_tellers)
-		   AND (SELECT sum(tbalance) FROM pgbench_tellers) =
-			   (SELECT coalesce(sum(delta), 0) FROM pgbench_history)" 2>&1)" = t ] ||
+	[ "$(q -d bench -c "$pgbench_balances_agree" 2>&1)" = t ] ||
 		why+=("pgbench's balances disagree")
 	pg pg_amcheck -h "$sock" -p "$port" --heapallindexed bench >"$d/state-$k-amcheck.log" 2>&1 </dev/null ||
 		why+=("pg_amcheck: $(grep -v '^$' "$d/state-$k-amcheck.log" | head -n 2 | tr '\n' ' ')")
