@@ -35,9 +35,14 @@
 # relation files (FIEMAP, while mounted) name areas of the device, and
 # tornreplay areas must find relation pages written into the doublewrite
 # area and in place, none elsewhere, and each page written in place after
-# the same bytes were written into the area and flushed.  A state's torn relation pages are counted by area: those in the
-# relation files' extents are tears of in-place writes, which the startup
-# process must repair ("wtsmgr restored N blocks", in every such state).
+# the same bytes were written into the area and flushed.  Every other state
+# is aimed at an in-place write (tornreplay plan --target relation), the
+# others at any write of a relation page, copies included: aimed only as in
+# the other configurations, about one state in seven tears a page in place,
+# and 30 states would find none about once in a hundred runs.  A state's
+# torn relation pages are counted by area: those in the relation files'
+# extents are tears of in-place writes, which the startup process must
+# repair ("wtsmgr restored N blocks", in every such state).
 # After each state's clean shutdown no region header may be left valid.  As
 # a control, the states that tore a page in place are replayed again with
 # the region headers zeroed in the image before the start (the repair finds
@@ -135,21 +140,6 @@ bin=$workdir/bin
 mkdir -p "$bin"
 make -s -C "$WTSMGR_ROOT/test/tornsim" BUILD_DIR="$bin" >"$workdir/build.log" 2>&1 ||
 	{ cat "$workdir/build.log" >&2; die "cannot build test/tornsim" "see $workdir/build.log"; }
-case " $configs " in
-	*" wtsmgr-doublewrite "*)
-		"$prefix/bin/pg_config" --configure | grep -q -- --enable-injection-points ||
-			die "wtsmgr-doublewrite needs a server built with --enable-injection-points, which $prefix is not" \
-				"use scripts/build-server.sh --flavor debug, or leave wtsmgr-doublewrite out of WTSMGR_TORN_CONFIGS"
-		# the test-only module that refuses atomic writes, loaded by path
-		module=$WTSMGR_ROOT/test/wtsmgr_test/wtsmgr_test
-		make -s -C "$(dirname "$module")" PG_CONFIG="$prefix/bin/pg_config" \
-			>"$workdir/module.log" 2>&1 ||
-			die "cannot build test/wtsmgr_test" "see $workdir/module.log"
-		chmod a+r "$module.so"
-		# injection point callbacks are loaded relative to $libdir
-		module_from_libdir=$(realpath --relative-to="$("$prefix/bin/pg_config" --pkglibdir)" "$module")
-		;;
-esac
 
 # The doublewrite area: 16 regions of a 4 kB header and 16 blocks of 8 kB
 # (wtsmgr_doublewrite.c); in 4 kB filesystem blocks.
@@ -214,6 +204,27 @@ cleanup()
 	[ -n "${WTSMGR_TORN_MOUNT:-}" ] || rmdir "$mnt" 2>/dev/null || true
 }
 trap cleanup EXIT
+
+case " $configs " in
+	*" wtsmgr-doublewrite "*)
+		# it needs injection points; pg_config's output is read whole, since
+		# piped into grep -q it could die of SIGPIPE under pipefail
+		case $("$prefix/bin/pg_config" --configure) in
+			*--enable-injection-points*) ;;
+			*)
+				die "wtsmgr-doublewrite needs a server built with --enable-injection-points, which $prefix is not" \
+					"use scripts/build-server.sh --flavor debug, or leave wtsmgr-doublewrite out of WTSMGR_TORN_CONFIGS" ;;
+		esac
+		# the test-only module that refuses atomic writes, loaded by path
+		module=$WTSMGR_ROOT/test/wtsmgr_test/wtsmgr_test
+		make -s -C "$(dirname "$module")" PG_CONFIG="$prefix/bin/pg_config" \
+			>"$workdir/module.log" 2>&1 ||
+			die "cannot build test/wtsmgr_test" "see $workdir/module.log"
+		chmod a+r "$module.so"
+		# injection point callbacks are loaded relative to $libdir
+		module_from_libdir=$(realpath --relative-to="$("$prefix/bin/pg_config" --pkglibdir)" "$module")
+		;;
+esac
 
 # Wait up to 10 s for a mount to appear.
 wait_mounted()
@@ -446,6 +457,7 @@ replay_states()
 	if [ ! -f "$d/plan" ]; then
 		"$bin/tornreplay" stats "$d/device.log" | sed 's/^/# '"$cfg"': log: /'
 		"$bin/tornreplay" plan "$d/device.log" --mark workload --states "$states" --seed "$seed" \
+			${areas[@]:+"${areas[@]}" --target relation} \
 			>"$d/plan" || die "tornreplay plan failed for $cfg"
 		echo "# $cfg: $(head -n 1 "$d/plan")"
 	fi

@@ -6,7 +6,7 @@
  *
  * Usage:
  *	tornreplay stats LOG [--sector N]
- *	tornreplay plan LOG --mark LABEL --states N --seed S
+ *	tornreplay plan LOG --mark LABEL --states N --seed S [--areas FILE --target NAME]
  *	tornreplay build LOG --flush F --crash C --seed S --sector N --size BYTES
  *				   [--prefix IMAGE] [--no-tear] [--areas FILE] --out IMAGE
  *	tornreplay areas LOG --mark LABEL --areas FILE --copies NAME
@@ -30,9 +30,13 @@
  * below), chosen uniformly among such writes; F is the last flush before
  * that write, and C is drawn uniformly from that write to the record just
  * before the next flush.  A crash while no relation page is in flight
- * cannot tear one, so the states are spent where a tear can happen.  It
- * prints one line per state, ordered by F: "state K flush F crash C seed
- * SK".
+ * cannot tear one, so the states are spent where a tear can happen.  With
+ * --areas and --target NAME, every other state is aimed at a write carrying
+ * a relation page in area NAME (see below) instead: the crash test aims
+ * half of them at a doublewrite area's in-place writes, which are only
+ * half of the writes of relation pages, so that a run of a few dozen
+ * states is all but sure to tear some.  It prints one line per state,
+ * ordered by F: "state K flush F crash C seed SK".
  *
  * build writes that state's image to --out.  With --prefix, the image of
  * every write up to F is kept in that file between calls (with a ".pos"
@@ -608,17 +612,45 @@ last_at_most(const U64Array *a, uint64_t x)
 	return ans;
 }
 
-static int
-cmd_plan(const char *path, const char *mark, long states, uint64_t seed)
+/* count_pages() callback of plan --target: a page in the target area? */
+typedef struct TargetCheck
 {
+	const Areas *areas;
+	int			target;
+	uint64_t	offset;
+	bool		found;
+} TargetCheck;
+
+static void
+check_target(uint64_t at, void *arg)
+{
+	TargetCheck *tc = arg;
+
+	if (area_of(tc->areas, tc->offset + at) == tc->target)
+		tc->found = true;
+}
+
+static int
+cmd_plan(const char *path, const char *mark, long states, uint64_t seed,
+		 const char *areas_path, const char *target_name)
+{
+	Areas		areas;
+	TargetCheck target = {0};
 	LogReader	r;
 	U64Array	flushes = {0},
-				targets = {0};
+				targets = {0},
+				in_area = {0};
 	bool		after_mark = false;
 	uint64_t	last_seq = 0;
 	uint64_t	rng = seed;
 	PlannedState *plan;
 
+	if (areas_path != NULL)
+	{
+		areas_load(&areas, areas_path);
+		target.areas = &areas;
+		target.target = area_index(&areas, target_name);
+	}
 	log_open(&r, path, 0);
 	while (log_next(&r, true))
 	{
@@ -633,24 +665,39 @@ cmd_plan(const char *path, const char *mark, long states, uint64_t seed)
 				(r.rec.len == l || r.data[l] == '\n'))
 				after_mark = true;
 		}
-		else if (r.rec.type == TORNLOG_WRITE && after_mark &&
-				 count_pages(r.rec.offset, (unsigned char *) r.data, r.rec.len,
-							 NULL, NULL) > 0)
-			push(&targets, r.rec.seq);
+		else if (r.rec.type == TORNLOG_WRITE && after_mark)
+		{
+			target.offset = r.rec.offset;
+			target.found = false;
+			if (count_pages(r.rec.offset, (unsigned char *) r.data, r.rec.len,
+							target.areas ? check_target : NULL, &target) > 0)
+				push(&targets, r.rec.seq);
+			if (target.found)
+				push(&in_area, r.rec.seq);
+		}
 	}
 	if (!after_mark)
 		fail("log \"%s\" has no mark \"%s\"", path, mark);
 	if (targets.n == 0)
 		fail("log \"%s\" has no write of a relation page after mark \"%s\"", path, mark);
+	if (target.areas != NULL && in_area.n == 0)
+		fail("log \"%s\" has no write of a relation page in area \"%s\" after mark \"%s\"",
+			 path, target_name, mark);
 	if (flushes.n == 0)
 		fail("log \"%s\" has no flush", path);
 
-	printf("plan seed %" PRIu64 ": %ld states among %zu writes of relation pages, %zu flushes\n",
-		   seed, states, targets.n, flushes.n);
+	if (target.areas != NULL)
+		printf("plan seed %" PRIu64 ": %ld states, half among %zu writes of relation pages in area %s, half among all %zu, %zu flushes\n",
+			   seed, states, in_area.n, target_name, targets.n, flushes.n);
+	else
+		printf("plan seed %" PRIu64 ": %ld states among %zu writes of relation pages, %zu flushes\n",
+			   seed, states, targets.n, flushes.n);
 	plan = calloc(states, sizeof(PlannedState));
 	for (long k = 0; k < states; k++)
 	{
-		uint64_t	w = targets.v[rng_below(&rng, targets.n)];
+		const U64Array *from = target.areas != NULL && k % 2 == 0 ?
+			&in_area : &targets;
+		uint64_t	w = from->v[rng_below(&rng, from->n)];
 		long		fi = last_at_most(&flushes, w);
 		uint64_t	next = (size_t) (fi + 1) < flushes.n ? flushes.v[fi + 1] : last_seq + 1;
 
@@ -1113,7 +1160,7 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: tornreplay stats LOG\n"
-			"       tornreplay plan LOG --mark LABEL --states N --seed S\n"
+			"       tornreplay plan LOG --mark LABEL --states N --seed S [--areas FILE --target NAME]\n"
 			"       tornreplay build LOG --flush F --crash C --seed S --sector N --size BYTES\n"
 			"                        [--prefix IMAGE] [--no-tear] [--areas FILE] --out IMAGE\n"
 			"       tornreplay areas LOG --mark LABEL --areas FILE --copies NAME\n");
@@ -1127,6 +1174,7 @@ main(int argc, char **argv)
 			   *prefix = NULL,
 			   *areas = NULL,
 			   *copies = NULL,
+			   *target = NULL,
 			   *out = NULL;
 	uint64_t	flush = 0,
 				crash = 0,
@@ -1183,6 +1231,8 @@ main(int argc, char **argv)
 			areas = argv[++i];
 		else if (strcmp(opt, "--copies") == 0)
 			copies = argv[++i];
+		else if (strcmp(opt, "--target") == 0)
+			target = argv[++i];
 		else
 			usage();
 	}
@@ -1193,9 +1243,10 @@ main(int argc, char **argv)
 		return cmd_stats(argv[2]);
 	if (strcmp(argv[1], "plan") == 0)
 	{
-		if (mark == NULL || states <= 0 || !have_seed)
+		if (mark == NULL || states <= 0 || !have_seed ||
+			(areas == NULL) != (target == NULL))
 			usage();
-		return cmd_plan(argv[2], mark, states, seed);
+		return cmd_plan(argv[2], mark, states, seed, areas, target);
 	}
 	if (strcmp(argv[1], "build") == 0)
 	{
