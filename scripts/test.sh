@@ -30,9 +30,10 @@
 #    scripts/process-death.sh: writes held in the block layer (blkio
 #    throttling) while their process dies, and a start with a tablespace
 #    whose filesystem hangs; and scripts/torn-crash.sh: a simulated disk
-#    that loses and tears writes at a crash, under stock PostgreSQL and
-#    under wtsmgr (WTSMGR_TORN_STATES crash states per configuration, 30
-#    by default).
+#    that loses and tears writes at a crash, under stock PostgreSQL,
+#    under wtsmgr, and under wtsmgr with every write through its
+#    doublewrite area (WTSMGR_TORN_STATES crash states per configuration,
+#    30 by default).
 # Prints each runner's summary and a last line "tests: N passed, N failed,
 # N skipped".  A skipped test (TAP "ok N # skip", or a whole TAP file that
 # skips) counts as skipped, never as passed.  Exits non-zero if anything
@@ -219,7 +220,8 @@ run_suite_as_root process-death "$count_regress" \
 
 # A disk that loses and tears the writes in its cache at a crash: stock
 # PostgreSQL with full_page_writes = off must be corrupted by it, with
-# full_page_writes = on and with wtsmgr never.
+# full_page_writes = on and with wtsmgr never, nor with wtsmgr writing
+# every block through its doublewrite area.
 run_suite_as_root torn-crash "$count_regress" \
 	"$work/src/scripts/torn-crash.sh" "$prefix" "$work/torn"
 

@@ -42,6 +42,10 @@ $node->safe_psql(
 	'postgres', qq{
 	CREATE FUNCTION fail_next_write(text, text) RETURNS void
 		AS '$module', 'wtsmgr_test_fail_next_write' LANGUAGE C STRICT;
+	CREATE FUNCTION fail_writes(text, text) RETURNS void
+		AS '$module', 'wtsmgr_test_fail_writes' LANGUAGE C STRICT;
+	CREATE FUNCTION clear_write_failure() RETURNS bool
+		AS '$module', 'wtsmgr_test_clear_write_failure' LANGUAGE C STRICT;
 	CREATE TABLE t (id int PRIMARY KEY, val int) TABLESPACE ts_faults;
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g;
 	CHECKPOINT});
@@ -155,6 +159,41 @@ like($stderr, qr/ERROR:  could not write \d+ bytes atomically to file ".*" at of
 $node->safe_psql('postgres', 'CREATE INDEX t_val ON t (val, id) TABLESPACE ts_faults');
 $node->command_ok([ 'pg_amcheck', '--heapallindexed', 'postgres' ],
 	'the index built on retry checks out');
+
+# Every atomic write refused, until the failure is cleared (the helper
+# scripts/torn-crash.sh uses to send every write through the doublewrite
+# area): two checkpoints write all of t's blocks through the area, then,
+# cleared, the next one writes them atomically again.
+{
+	my $doublewrites = sub {
+		return $node->safe_psql('postgres',
+			q{SELECT doublewrites FROM wtsmgr_stat_io WHERE tablespace = 'ts_faults'});
+	};
+	my $blocks = $node->safe_psql('postgres',
+		q{SELECT pg_relation_size('t') / 8192});
+	$node->safe_psql('postgres',
+		"SELECT fail_writes('ENOSPC', '$module_from_libdir')");
+	for my $pass (1, 2)
+	{
+		$round++;
+		my $dw0 = $doublewrites->();
+		$node->safe_psql('postgres', "UPDATE t SET val = $round");
+		$node->safe_psql('postgres', 'CHECKPOINT');
+		cmp_ok($doublewrites->() - $dw0, '>=', $blocks,
+			"every write refused, checkpoint $pass: all $blocks blocks of t went through the doublewrite area");
+	}
+	is($node->safe_psql('postgres', 'SELECT clear_write_failure()'),
+		't', 'the failure was still attached, and is detached');
+	$round++;
+	my $dw0 = $doublewrites->();
+	$node->safe_psql('postgres', "UPDATE t SET val = $round");
+	$node->safe_psql('postgres', 'CHECKPOINT');
+	is($doublewrites->() - $dw0, 0, 'once detached, the writes are atomic again');
+	is($node->safe_psql('postgres', 'SELECT clear_write_failure()'),
+		'f', 'and there is nothing left to detach');
+	is($node->safe_psql('postgres', 'SELECT count(*), min(val), max(val) FROM t'),
+		"20000|$round|$round", 'the data is intact');
+}
 
 # Nothing is torn: every page's checksum verifies.
 $node->stop;

@@ -6,9 +6,10 @@
  *
  * Usage:
  *	tornreplay stats LOG [--sector N]
- *	tornreplay plan LOG --mark LABEL --states N --seed S
+ *	tornreplay plan LOG --mark LABEL --states N --seed S [--areas FILE --target NAME]
  *	tornreplay build LOG --flush F --crash C --seed S --sector N --size BYTES
- *				   [--prefix IMAGE] [--no-tear] --out IMAGE
+ *				   [--prefix IMAGE] [--no-tear] [--areas FILE] --out IMAGE
+ *	tornreplay areas LOG --mark LABEL --areas FILE --copies NAME
  *
  * A crash state is (F, C, S): F is the sequence number of a flush record,
  * C >= F that of the last record the device received before power was
@@ -29,9 +30,13 @@
  * below), chosen uniformly among such writes; F is the last flush before
  * that write, and C is drawn uniformly from that write to the record just
  * before the next flush.  A crash while no relation page is in flight
- * cannot tear one, so the states are spent where a tear can happen.  It
- * prints one line per state, ordered by F: "state K flush F crash C seed
- * SK".
+ * cannot tear one, so the states are spent where a tear can happen.  With
+ * --areas and --target NAME, every other state is aimed at a write carrying
+ * a relation page in area NAME (see below) instead: the crash test aims
+ * half of them at a doublewrite area's in-place writes, which are only
+ * half of the writes of relation pages, so that a run of a few dozen
+ * states is all but sure to tear some.  It prints one line per state,
+ * ordered by F: "state K flush F crash C seed SK".
  *
  * build writes that state's image to --out.  With --prefix, the image of
  * every write up to F is kept in that file between calls (with a ".pos"
@@ -42,7 +47,22 @@
  *
  * A relation page is torn when its image holds some of the write's sectors
  * and not others, and so differs both from what it held before the write
- * and from what was written.
+ * and from what was written.  With --areas, the line ends with
+ * "; torn by area: NAME N, ..., none N": the torn pages counted by the
+ * area their first byte lies in.
+ *
+ * An areas file names ranges of the device, one a line: "NAME START
+ * LENGTH", in bytes ('#' starts a comment); ranges must not overlap.  The
+ * crash test names the extents of a doublewrite area's file and those of
+ * the relation files, as the filesystem mapped them.  areas counts the
+ * relation pages written after the mark by the area they land in:
+ *
+ *	area NAME: P relation pages in W writes	  (one line per area, and "none")
+ *	outside NAME: P relation pages, D after a durable copy in it, U without
+ *
+ * where NAME is --copies: a page written outside that area has a durable
+ * copy when the same 8 kB were written inside it earlier and a flush came
+ * between the two writes, as a doublewrite protocol requires.
  *
  * A relation page is recognised, at any 4 kB-aligned position of the
  * device, by the checks PageIsVerified() makes of a page header (PG 18,
@@ -258,6 +278,199 @@ pread_all(int fd, void *buf, size_t len, uint64_t offset, const char *what)
 	}
 }
 
+/* ---- areas ---- */
+
+#define MAX_AREA_NAMES	8
+#define AREA_NONE		(-1)
+
+typedef struct AreaRange
+{
+	uint64_t	start;
+	uint64_t	end;			/* exclusive */
+	int			name;
+} AreaRange;
+
+typedef struct Areas
+{
+	char	   *names[MAX_AREA_NAMES];
+	int			nnames;
+	AreaRange  *ranges;			/* sorted by start */
+	size_t		n;
+} Areas;
+
+static int
+cmp_range(const void *a, const void *b)
+{
+	const AreaRange *x = a,
+			   *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void
+areas_load(Areas *a, const char *path)
+{
+	FILE	   *f = fopen(path, "r");
+	char		line[1024];
+	size_t		cap = 0;
+	int			lineno = 0;
+
+	memset(a, 0, sizeof(*a));
+	if (f == NULL)
+		fail("could not open areas file \"%s\": %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		char		name[256];
+		uint64_t	start,
+					len;
+		int			k;
+		char	   *hash = strchr(line, '#');
+
+		lineno++;
+		if (hash)
+			*hash = '\0';
+		if (strspn(line, " \t\r\n") == strlen(line))
+			continue;
+		if (sscanf(line, "%255s %" SCNu64 " %" SCNu64, name, &start, &len) != 3 ||
+			len == 0)
+			fail("areas file \"%s\", line %d: expected NAME START LENGTH", path, lineno);
+		for (k = 0; k < a->nnames; k++)
+			if (strcmp(a->names[k], name) == 0)
+				break;
+		if (k == a->nnames)
+		{
+			if (k == MAX_AREA_NAMES)
+				fail("areas file \"%s\": more than %d names", path, MAX_AREA_NAMES);
+			a->names[a->nnames++] = strdup(name);
+		}
+		if (a->n == cap)
+		{
+			cap = cap ? cap * 2 : 256;
+			a->ranges = realloc(a->ranges, cap * sizeof(AreaRange));
+			if (a->ranges == NULL)
+				fail("out of memory");
+		}
+		a->ranges[a->n].start = start;
+		a->ranges[a->n].end = start + len;
+		a->ranges[a->n].name = k;
+		a->n++;
+	}
+	fclose(f);
+	qsort(a->ranges, a->n, sizeof(AreaRange), cmp_range);
+	for (size_t i = 1; i < a->n; i++)
+		if (a->ranges[i].start < a->ranges[i - 1].end)
+			fail("areas file \"%s\": ranges at %" PRIu64 " and %" PRIu64 " overlap",
+				 path, a->ranges[i - 1].start, a->ranges[i].start);
+}
+
+/* the area a device offset lies in, or AREA_NONE */
+static int
+area_of(const Areas *a, uint64_t offset)
+{
+	long		lo = 0,
+				hi = (long) a->n - 1;
+
+	while (lo <= hi)
+	{
+		long		mid = (lo + hi) / 2;
+
+		if (a->ranges[mid].end <= offset)
+			lo = mid + 1;
+		else if (a->ranges[mid].start > offset)
+			hi = mid - 1;
+		else
+			return a->ranges[mid].name;
+	}
+	return AREA_NONE;
+}
+
+static int
+area_index(const Areas *a, const char *name)
+{
+	for (int k = 0; k < a->nnames; k++)
+		if (strcmp(a->names[k], name) == 0)
+			return k;
+	fail("no area is named \"%s\"", name);
+	return AREA_NONE;
+}
+
+/* FNV-1a, 64 bits, of one page: which copy is which */
+static uint64_t
+page_hash(const unsigned char *p)
+{
+	uint64_t	h = 0xcbf29ce484222325ULL;
+
+	for (int i = 0; i < PAGE_SIZE_PG; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Open addressing: page hash -> sequence number of its latest copy. */
+typedef struct CopyTable
+{
+	uint64_t   *keys;			/* 0: empty slot (a hash of 0 is bumped) */
+	uint64_t   *seqs;
+	size_t		cap;			/* a power of two */
+	size_t		n;
+} CopyTable;
+
+static void copies_put(CopyTable *t, uint64_t key, uint64_t seq);
+
+static void
+copies_grow(CopyTable *t)
+{
+	CopyTable	bigger = {0};
+
+	bigger.cap = t->cap ? t->cap * 2 : 1 << 16;
+	bigger.keys = calloc(bigger.cap, sizeof(uint64_t));
+	bigger.seqs = calloc(bigger.cap, sizeof(uint64_t));
+	if (bigger.keys == NULL || bigger.seqs == NULL)
+		fail("out of memory");
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->keys[i] != 0)
+			copies_put(&bigger, t->keys[i], t->seqs[i]);
+	free(t->keys);
+	free(t->seqs);
+	*t = bigger;
+}
+
+static void
+copies_put(CopyTable *t, uint64_t key, uint64_t seq)
+{
+	size_t		i;
+
+	if (key == 0)
+		key = 1;
+	if ((t->n + 1) * 2 > t->cap)
+		copies_grow(t);
+	for (i = key & (t->cap - 1); t->keys[i] != 0 && t->keys[i] != key;
+		 i = (i + 1) & (t->cap - 1))
+		;
+	if (t->keys[i] == 0)
+		t->n++;
+	t->keys[i] = key;
+	t->seqs[i] = seq;
+}
+
+/* the sequence number of the latest copy of key, or false */
+static bool
+copies_get(const CopyTable *t, uint64_t key, uint64_t *seq)
+{
+	if (key == 0)
+		key = 1;
+	if (t->cap == 0)
+		return false;
+	for (size_t i = key & (t->cap - 1); t->keys[i] != 0; i = (i + 1) & (t->cap - 1))
+	{
+		if (t->keys[i] == key)
+		{
+			*seq = t->seqs[i];
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Apply a whole record to an image. */
 static void
 apply_record(int fd, LogReader *r, const char *what)
@@ -399,17 +612,45 @@ last_at_most(const U64Array *a, uint64_t x)
 	return ans;
 }
 
-static int
-cmd_plan(const char *path, const char *mark, long states, uint64_t seed)
+/* count_pages() callback of plan --target: a page in the target area? */
+typedef struct TargetCheck
 {
+	const Areas *areas;
+	int			target;
+	uint64_t	offset;
+	bool		found;
+} TargetCheck;
+
+static void
+check_target(uint64_t at, void *arg)
+{
+	TargetCheck *tc = arg;
+
+	if (area_of(tc->areas, tc->offset + at) == tc->target)
+		tc->found = true;
+}
+
+static int
+cmd_plan(const char *path, const char *mark, long states, uint64_t seed,
+		 const char *areas_path, const char *target_name)
+{
+	Areas		areas;
+	TargetCheck target = {0};
 	LogReader	r;
 	U64Array	flushes = {0},
-				targets = {0};
+				targets = {0},
+				in_area = {0};
 	bool		after_mark = false;
 	uint64_t	last_seq = 0;
 	uint64_t	rng = seed;
 	PlannedState *plan;
 
+	if (areas_path != NULL)
+	{
+		areas_load(&areas, areas_path);
+		target.areas = &areas;
+		target.target = area_index(&areas, target_name);
+	}
 	log_open(&r, path, 0);
 	while (log_next(&r, true))
 	{
@@ -424,24 +665,39 @@ cmd_plan(const char *path, const char *mark, long states, uint64_t seed)
 				(r.rec.len == l || r.data[l] == '\n'))
 				after_mark = true;
 		}
-		else if (r.rec.type == TORNLOG_WRITE && after_mark &&
-				 count_pages(r.rec.offset, (unsigned char *) r.data, r.rec.len,
-							 NULL, NULL) > 0)
-			push(&targets, r.rec.seq);
+		else if (r.rec.type == TORNLOG_WRITE && after_mark)
+		{
+			target.offset = r.rec.offset;
+			target.found = false;
+			if (count_pages(r.rec.offset, (unsigned char *) r.data, r.rec.len,
+							target.areas ? check_target : NULL, &target) > 0)
+				push(&targets, r.rec.seq);
+			if (target.found)
+				push(&in_area, r.rec.seq);
+		}
 	}
 	if (!after_mark)
 		fail("log \"%s\" has no mark \"%s\"", path, mark);
 	if (targets.n == 0)
 		fail("log \"%s\" has no write of a relation page after mark \"%s\"", path, mark);
+	if (target.areas != NULL && in_area.n == 0)
+		fail("log \"%s\" has no write of a relation page in area \"%s\" after mark \"%s\"",
+			 path, target_name, mark);
 	if (flushes.n == 0)
 		fail("log \"%s\" has no flush", path);
 
-	printf("plan seed %" PRIu64 ": %ld states among %zu writes of relation pages, %zu flushes\n",
-		   seed, states, targets.n, flushes.n);
+	if (target.areas != NULL)
+		printf("plan seed %" PRIu64 ": %ld states, half among %zu writes of relation pages in area %s, half among all %zu, %zu flushes\n",
+			   seed, states, in_area.n, target_name, targets.n, flushes.n);
+	else
+		printf("plan seed %" PRIu64 ": %ld states among %zu writes of relation pages, %zu flushes\n",
+			   seed, states, targets.n, flushes.n);
 	plan = calloc(states, sizeof(PlannedState));
 	for (long k = 0; k < states; k++)
 	{
-		uint64_t	w = targets.v[rng_below(&rng, targets.n)];
+		const U64Array *from = target.areas != NULL && k % 2 == 0 ?
+			&in_area : &targets;
+		uint64_t	w = from->v[rng_below(&rng, from->n)];
 		long		fi = last_at_most(&flushes, w);
 		uint64_t	next = (size_t) (fi + 1) < flushes.n ? flushes.v[fi + 1] : last_seq + 1;
 
@@ -467,6 +723,8 @@ typedef struct PageCheck
 	uint64_t	sector;
 	uint64_t	offset;
 	int			torn;
+	const Areas *areas;			/* NULL: not counted by area */
+	uint64_t   *torn_by_area;	/* [nnames + 1], "none" last */
 } PageCheck;
 
 static void
@@ -494,7 +752,15 @@ check_page(uint64_t at, void *arg)
 			differs_from_new = true;
 	}
 	if (differs_from_old && differs_from_new)
+	{
 		pc->torn++;
+		if (pc->areas)
+		{
+			int			k = area_of(pc->areas, pc->offset + at);
+
+			pc->torn_by_area[k == AREA_NONE ? pc->areas->nnames : k]++;
+		}
+	}
 }
 
 /*
@@ -503,7 +769,8 @@ check_page(uint64_t at, void *arg)
  */
 static void
 apply_tail_record(int fd, LogReader *r, uint64_t sector, bool no_tear,
-				  uint64_t *rng, TailCounts *tc, const char *what)
+				  uint64_t *rng, TailCounts *tc, const Areas *areas,
+				  uint64_t *torn_by_area, const char *what)
 {
 	uint64_t	off = r->rec.offset,
 				len = r->rec.len;
@@ -586,6 +853,8 @@ apply_tail_record(int fd, LogReader *r, uint64_t sector, bool no_tear,
 		pc.sector = sector;
 		pc.offset = off;
 		pc.torn = 0;
+		pc.areas = areas;
+		pc.torn_by_area = torn_by_area;
 		count_pages(off, data, len, check_page, &pc);
 		tc->torn_pages += pc.torn;
 		tc->torn_page_writes += pc.torn > 0;
@@ -701,10 +970,12 @@ advance_prefix(const char *logpath, const char *prefix, uint64_t flush, uint64_t
 static int
 cmd_build(const char *logpath, uint64_t flush, uint64_t crash, uint64_t seed,
 		  uint64_t sector, uint64_t size, const char *prefix, bool no_tear,
-		  const char *out)
+		  const char *areas_path, const char *out)
 {
 	LogReader	r;
 	TailCounts	tc = {0};
+	Areas		areas;
+	uint64_t	torn_by_area[MAX_AREA_NAMES + 1] = {0};
 	uint64_t	rng = seed;
 	uint64_t	start_pos = 0;
 	int			fd;
@@ -714,6 +985,8 @@ cmd_build(const char *logpath, uint64_t flush, uint64_t crash, uint64_t seed,
 		fail("the crash point (%" PRIu64 ") is before the flush (%" PRIu64 ")", crash, flush);
 	if (realpath(logpath, abslog) == NULL)
 		fail("could not find log \"%s\": %s", logpath, strerror(errno));
+	if (areas_path != NULL)
+		areas_load(&areas, areas_path);
 
 	if (prefix != NULL)
 	{
@@ -748,14 +1021,124 @@ cmd_build(const char *logpath, uint64_t flush, uint64_t crash, uint64_t seed,
 		if (r.rec.seq <= flush)
 			apply_record(fd, &r, out);
 		else
-			apply_tail_record(fd, &r, sector, no_tear, &rng, &tc, out);
+			apply_tail_record(fd, &r, sector, no_tear, &rng, &tc,
+							  areas_path ? &areas : NULL, torn_by_area, out);
 	}
 	if (close(fd) != 0)
 		fail("could not write \"%s\": %s", out, strerror(errno));
 	printf("tail %" PRIu64 " writes: %" PRIu64 " applied, %" PRIu64 " dropped, %" PRIu64
-		   " torn; relation pages: %" PRIu64 " in flight, %" PRIu64 " torn (in %" PRIu64 " writes)\n",
+		   " torn; relation pages: %" PRIu64 " in flight, %" PRIu64 " torn (in %" PRIu64 " writes)",
 		   tc.writes, tc.applied, tc.dropped, tc.torn, tc.pages, tc.torn_pages,
 		   tc.torn_page_writes);
+	if (areas_path != NULL)
+	{
+		printf("; torn by area:");
+		for (int k = 0; k < areas.nnames; k++)
+			printf(" %s %" PRIu64 ",", areas.names[k], torn_by_area[k]);
+		printf(" none %" PRIu64, torn_by_area[areas.nnames]);
+	}
+	printf("\n");
+	return 0;
+}
+
+/* ---- areas ---- */
+
+typedef struct AreaCount
+{
+	const Areas *areas;
+	int			copies;			/* the area whose writes are copies */
+	const unsigned char *data;
+	uint64_t	offset;
+	uint64_t	seq;
+	uint64_t	last_flush;		/* seq of the latest flush, or 0 */
+	bool		any_flush;
+	CopyTable  *table;
+	uint64_t	pages[MAX_AREA_NAMES + 1];
+	uint64_t	writes[MAX_AREA_NAMES + 1];
+	bool		in_write[MAX_AREA_NAMES + 1];
+	uint64_t	outside;
+	uint64_t	copied;
+	uint64_t	uncopied;
+} AreaCount;
+
+static void
+count_area_page(uint64_t at, void *arg)
+{
+	AreaCount  *ac = arg;
+	int			k = area_of(ac->areas, ac->offset + at);
+	int			slot = k == AREA_NONE ? ac->areas->nnames : k;
+	uint64_t	h = page_hash(ac->data + at);
+	uint64_t	copy_seq;
+
+	ac->pages[slot]++;
+	ac->in_write[slot] = true;
+	if (k == ac->copies)
+	{
+		/* an identical copy that is durable already stays the one */
+		if (!copies_get(ac->table, h, &copy_seq) || !ac->any_flush ||
+			ac->last_flush < copy_seq)
+			copies_put(ac->table, h, ac->seq);
+		return;
+	}
+	ac->outside++;
+	if (copies_get(ac->table, h, &copy_seq) && ac->any_flush &&
+		ac->last_flush > copy_seq)
+		ac->copied++;
+	else
+		ac->uncopied++;
+}
+
+static int
+cmd_areas(const char *path, const char *mark, const char *areas_path,
+		  const char *copies_name)
+{
+	LogReader	r;
+	Areas		areas;
+	CopyTable	table = {0};
+	AreaCount	ac;
+	bool		after_mark = false;
+
+	areas_load(&areas, areas_path);
+	memset(&ac, 0, sizeof(ac));
+	ac.areas = &areas;
+	ac.copies = area_index(&areas, copies_name);
+	ac.table = &table;
+
+	log_open(&r, path, 0);
+	while (log_next(&r, true))
+	{
+		if (r.rec.type == TORNLOG_FSYNC)
+		{
+			ac.last_flush = r.rec.seq;
+			ac.any_flush = true;
+		}
+		else if (r.rec.type == TORNLOG_MARK && !after_mark)
+		{
+			size_t		l = strlen(mark);
+
+			if (r.rec.len >= l && memcmp(r.data, mark, l) == 0 &&
+				(r.rec.len == l || r.data[l] == '\n'))
+				after_mark = true;
+		}
+		else if (r.rec.type == TORNLOG_WRITE && after_mark)
+		{
+			ac.data = (unsigned char *) r.data;
+			ac.offset = r.rec.offset;
+			ac.seq = r.rec.seq;
+			memset(ac.in_write, 0, sizeof(ac.in_write));
+			count_pages(r.rec.offset, ac.data, r.rec.len, count_area_page, &ac);
+			for (int k = 0; k <= areas.nnames; k++)
+				ac.writes[k] += ac.in_write[k];
+		}
+	}
+	if (!after_mark)
+		fail("log \"%s\" has no mark \"%s\"", path, mark);
+	for (int k = 0; k <= areas.nnames; k++)
+		printf("area %s: %" PRIu64 " relation pages in %" PRIu64 " writes\n",
+			   k < areas.nnames ? areas.names[k] : "none", ac.pages[k], ac.writes[k]);
+	printf("outside %s: %" PRIu64 " relation pages, %" PRIu64
+		   " after a durable copy in it, %" PRIu64 " without\n",
+		   copies_name, ac.outside, ac.copied, ac.uncopied);
 	return 0;
 }
 
@@ -777,9 +1160,10 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: tornreplay stats LOG\n"
-			"       tornreplay plan LOG --mark LABEL --states N --seed S\n"
+			"       tornreplay plan LOG --mark LABEL --states N --seed S [--areas FILE --target NAME]\n"
 			"       tornreplay build LOG --flush F --crash C --seed S --sector N --size BYTES\n"
-			"                        [--prefix IMAGE] [--no-tear] --out IMAGE\n");
+			"                        [--prefix IMAGE] [--no-tear] [--areas FILE] --out IMAGE\n"
+			"       tornreplay areas LOG --mark LABEL --areas FILE --copies NAME\n");
 	exit(2);
 }
 
@@ -788,6 +1172,9 @@ main(int argc, char **argv)
 {
 	const char *mark = NULL,
 			   *prefix = NULL,
+			   *areas = NULL,
+			   *copies = NULL,
+			   *target = NULL,
 			   *out = NULL;
 	uint64_t	flush = 0,
 				crash = 0,
@@ -840,6 +1227,12 @@ main(int argc, char **argv)
 			prefix = argv[++i];
 		else if (strcmp(opt, "--out") == 0)
 			out = argv[++i];
+		else if (strcmp(opt, "--areas") == 0)
+			areas = argv[++i];
+		else if (strcmp(opt, "--copies") == 0)
+			copies = argv[++i];
+		else if (strcmp(opt, "--target") == 0)
+			target = argv[++i];
 		else
 			usage();
 	}
@@ -850,16 +1243,23 @@ main(int argc, char **argv)
 		return cmd_stats(argv[2]);
 	if (strcmp(argv[1], "plan") == 0)
 	{
-		if (mark == NULL || states <= 0 || !have_seed)
+		if (mark == NULL || states <= 0 || !have_seed ||
+			(areas == NULL) != (target == NULL))
 			usage();
-		return cmd_plan(argv[2], mark, states, seed);
+		return cmd_plan(argv[2], mark, states, seed, areas, target);
 	}
 	if (strcmp(argv[1], "build") == 0)
 	{
 		if (!have_flush || !have_crash || !have_seed || out == NULL || size == 0)
 			usage();
 		return cmd_build(argv[2], flush, crash, seed, sector, size, prefix,
-						 no_tear, out);
+						 no_tear, areas, out);
+	}
+	if (strcmp(argv[1], "areas") == 0)
+	{
+		if (mark == NULL || areas == NULL || copies == NULL)
+			usage();
+		return cmd_areas(argv[2], mark, areas, copies);
 	}
 	usage();
 	return 2;

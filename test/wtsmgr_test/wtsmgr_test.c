@@ -17,6 +17,15 @@
  *   or EIO, and then detaches itself.  Needs a server built with
  *   --enable-injection-points.
  *
+ * - wtsmgr_test_fail_writes(errno_name, library) attaches a callback to the
+ *   same injection point that stays attached: every atomic write, in every
+ *   process, fails with that errno (ENOSPC is what XFS's copy-on-write
+ *   atomic writes return on fragmented free space), so that every write of
+ *   a protected tablespace goes through the doublewrite area, until
+ *   wtsmgr_test_clear_write_failure() detaches it (it returns whether one
+ *   was attached).  The injection point lives in shared memory: a server
+ *   restarted after a crash has none attached.
+ *
  * - wtsmgr_test_fault_unit(unit, what, once, library) attaches a callback to
  *   wtsmgr's injection point "wtsmgr-atomic-unit" that makes one unit of
  *   multi-unit atomic writes (unit -1: the last) fail with an errno (what =
@@ -177,6 +186,43 @@ errno_from_name(const char *errname)
 			 errmsg("unsupported errno name \"%s\"", errname),
 			 errhint("Use EINVAL, EOPNOTSUPP, ENOSPC or EIO.")));
 	return 0;
+}
+
+/*
+ * Injection point callback: fail this atomic write with the errno given at
+ * attach time, and stay attached for the next one.
+ */
+extern PGDLLEXPORT void wtsmgr_test_fail_every_write(const char *name,
+													 const void *private_data,
+													 void *arg);
+
+void
+wtsmgr_test_fail_every_write(const char *name, const void *private_data,
+							 void *arg)
+{
+	*(int *) arg = *(const int *) private_data;
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_fail_writes);
+
+Datum
+wtsmgr_test_fail_writes(PG_FUNCTION_ARGS)
+{
+	char	   *errname = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int			err = errno_from_name(errname);
+
+	InjectionPointAttach("wtsmgr-atomic-write", library,
+						 "wtsmgr_test_fail_every_write", &err, sizeof(err));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_clear_write_failure);
+
+Datum
+wtsmgr_test_clear_write_failure(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(InjectionPointDetach("wtsmgr-atomic-write"));
 }
 
 /* what wtsmgr_test_fault_unit() attaches */
