@@ -262,7 +262,7 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	 * Who makes a block's write atomic: the device, when it does atomic
 	 * writes of a block in hardware; XFS without that does them by
 	 * copy-on-write in software, which needs free space for every overwrite
-	 * (see the README).  ext4 has no software fallback.
+	 * (see docs/design.md).  ext4 has no software fallback.
 	 */
 	if (!probed || !limits->atomic_supported || limits->unit_max < BLCKSZ)
 		nulls[13] = true;

@@ -10,8 +10,10 @@
 #    writes, and exports its path as WTSMGR_ATOMIC_DIR; otherwise uses
 #    WTSMGR_ATOMIC_DIR if you set it, or tells you which tests are skipped.
 # 4. Runs, as an unprivileged user (wtsmgr, created when we are root):
-#    - a check of patches/ against the pristine source, and the unit test
-#      of the multiple-atomicity planner (test/split_test.c);
+#    - a check of patches/ against the pristine source, a check that every
+#      relative link in README.md, docs/ and bench/README.md resolves
+#      (scripts/check-docs.sh), and the unit test of the multiple-atomicity
+#      planner (test/split_test.c);
 #    - the pg_regress tests in sql/ against a temporary instance with
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - the TAP tests that need small segments (t/010_small_segments.pl),
@@ -170,6 +172,8 @@ else
 	say "patches/ not checked: no pristine source tarball cached (the server was built with --source)"
 fi
 
+# Every relative link of the documentation resolves.
+run_suite docs "$count_regress" "$work/src/scripts/check-docs.sh"
 run_suite unit "$count_regress" \
 	make -s -C "$work/src" PG_CONFIG="$pg_config" check-split
 run_suite regress "$count_regress" \
