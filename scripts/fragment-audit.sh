@@ -55,10 +55,9 @@ pgdata=$mnt/pgdata
 sock=$workdir/sock
 port=$((41000 + $$ % 10000))
 
-snapper=
 cleanup()
 {
-	[ -n "$snapper" ] && kill "$snapper" 2>/dev/null
+	[ -n "${trace_snapper:-}" ] && kill "$trace_snapper" 2>/dev/null
 	as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
 	if [ -d "$inst" ]; then
 		echo 0 >"$inst/tracing_on" 2>/dev/null || true
@@ -161,12 +160,7 @@ snapshot()
 	find "$pgdata/base" "$pgdata/global" "$pgdata/pg_wtsmgr" -type f -printf '%i %P\n' >>"$1" 2>/dev/null || true
 }
 map=$workdir/inodes
-: >"$map"
-snapshot "$map"
-echo >"$inst/trace"
-echo 1 >"$inst/tracing_on"
-(while :; do snapshot "$map"; sleep 0.2; done) &
-snapper=$!
+trace_start "$inst" "$map" snapshot
 balances="SELECT (SELECT sum(abalance) FROM pgbench_accounts) || '|' ||
 	(SELECT sum(bbalance) FROM pgbench_branches) || '|' ||
 	(SELECT sum(tbalance) FROM pgbench_tellers) || '|' ||
@@ -183,11 +177,7 @@ as_user pg_ctl -D "$pgdata" -l "$sock/server.log" -w -t 300 start >/dev/null || 
 after=
 [ "$started" = 1 ] && after=$(q -d postgres -c "$balances") && q -d postgres -c CHECKPOINT
 echo "wtsmgr-audit done" >"$inst/trace_marker"
-kill "$snapper"
-wait "$snapper" 2>/dev/null || true
-snapper=
-echo 0 >"$inst/tracing_on"
-snapshot "$map"
+trace_stop "$inst" "$map" snapshot
 cp "$inst/trace" "$workdir/trace"
 lost=$(cat "$inst"/per_cpu/cpu*/stats |
 	awk '/^(overrun|dropped events|commit overrun):/ {n += $NF} END {print n + 0}')

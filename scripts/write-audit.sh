@@ -74,11 +74,9 @@ sock=$workdir/sock
 port=$((40000 + $$ % 10000))
 mkdir -p "$ts" "$sock"
 chown "$WTSMGR_USER" "$ts" "$workdir" "$sock"
-snapper=
-
 cleanup()
 {
-	[ -n "$snapper" ] && kill "$snapper" 2>/dev/null
+	[ -n "${trace_snapper:-}" ] && kill "$trace_snapper" 2>/dev/null
 	as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
 	echo 0 >"$inst/tracing_on" 2>/dev/null || true
 	for ev in $events; do
@@ -260,19 +258,10 @@ classify()
 traced_phase()
 {
 	local phase=$1 run=${2:-workload} map=$workdir/$1.inodes
-	: >"$map"
-	snapshot "$map"
-	echo >"$inst/trace"
-	echo 1 >"$inst/tracing_on"
-	(while :; do snapshot "$map"; sleep 0.2; done) &
-	snapper=$!
+	trace_start "$inst" "$map" snapshot
 	"$run" "$phase"
 	echo "wtsmgr-audit checkpoint done" >"$inst/trace_marker"
-	kill "$snapper"
-	wait "$snapper" 2>/dev/null || true
-	snapper=
-	echo 0 >"$inst/tracing_on"
-	snapshot "$map"
+	trace_stop "$inst" "$map" snapshot
 	find "$ts" -type f -printf '%i %P\n' >"$workdir/$phase.final"
 	cp "$inst/trace" "$workdir/$phase.trace"
 	lost=$(cat "$inst"/per_cpu/cpu*/stats |
