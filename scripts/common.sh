@@ -208,3 +208,43 @@ atomic_scratch_dir()
 	mkdir -p "$dir"
 	echo "$dir"
 }
+
+# Unmount $1 if it is mounted, trying for up to 10 s: a process that has
+# just exited may still hold it busy for a moment.
+unmount_retry()
+{
+	local _
+	mountpoint -q "$1" || return 0
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		umount "$1" 2>/dev/null && return 0
+		sleep 1
+	done
+	return 1
+}
+
+# Clear and start the trace of tracefs instance $1, with the inode map $2
+# written by the function $3 (called with the map's path) now and every
+# 0.2 s until trace_stop: files created and unlinked while the workload
+# runs get their inode numbers named too.
+trace_start()
+{
+	: >"$2"
+	"$3" "$2"
+	echo >"$1/trace"
+	echo 1 >"$1/tracing_on"
+	(while :; do "$3" "$2"; sleep 0.2; done) &
+	trace_snapper=$!
+}
+
+# Stop what trace_start started, the map's last listing taken.
+trace_stop()
+{
+	local inst=$1 map=$2 snap=$3
+	if [ -n "${trace_snapper:-}" ]; then
+		kill "$trace_snapper" 2>/dev/null || true
+		wait "$trace_snapper" 2>/dev/null || true
+	fi
+	trace_snapper=
+	echo 0 >"$inst/tracing_on"
+	"$snap" "$map"
+}

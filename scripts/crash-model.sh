@@ -115,11 +115,7 @@ cycle()
 	sleep 1
 	as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
 	wait "$bench" || true
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		umount "$mnt" 2>/dev/null && break
-		sleep 1
-	done
-	mountpoint -q "$mnt" && die "cannot unmount $mnt after its shutdown"
+	unmount_retry "$mnt" || die "cannot unmount $mnt after its shutdown"
 	mount -o loop "$img" "$mnt" || die "cannot mount $img again"
 	offset=$(stat -c %s "$workdir/server.log")
 	if ! start; then

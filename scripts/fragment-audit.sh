@@ -55,10 +55,9 @@ pgdata=$mnt/pgdata
 sock=$workdir/sock
 port=$((41000 + $$ % 10000))
 
-snapper=
 cleanup()
 {
-	[ -n "$snapper" ] && kill "$snapper" 2>/dev/null
+	[ -n "${trace_snapper:-}" ] && kill "$trace_snapper" 2>/dev/null
 	as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
 	if [ -d "$inst" ]; then
 		echo 0 >"$inst/tracing_on" 2>/dev/null || true
@@ -161,12 +160,7 @@ snapshot()
 	find "$pgdata/base" "$pgdata/global" "$pgdata/pg_wtsmgr" -type f -printf '%i %P\n' >>"$1" 2>/dev/null || true
 }
 map=$workdir/inodes
-: >"$map"
-snapshot "$map"
-echo >"$inst/trace"
-echo 1 >"$inst/tracing_on"
-(while :; do snapshot "$map"; sleep 0.2; done) &
-snapper=$!
+trace_start "$inst" "$map" snapshot
 balances="SELECT (SELECT sum(abalance) FROM pgbench_accounts) || '|' ||
 	(SELECT sum(bbalance) FROM pgbench_branches) || '|' ||
 	(SELECT sum(tbalance) FROM pgbench_tellers) || '|' ||
@@ -183,11 +177,7 @@ as_user pg_ctl -D "$pgdata" -l "$sock/server.log" -w -t 300 start >/dev/null || 
 after=
 [ "$started" = 1 ] && after=$(q -d postgres -c "$balances") && q -d postgres -c CHECKPOINT
 echo "wtsmgr-audit done" >"$inst/trace_marker"
-kill "$snapper"
-wait "$snapper" 2>/dev/null || true
-snapper=
-echo 0 >"$inst/tracing_on"
-snapshot "$map"
+trace_stop "$inst" "$map" snapshot
 cp "$inst/trace" "$workdir/trace"
 lost=$(cat "$inst"/per_cpu/cpu*/stats |
 	awk '/^(overrun|dropped events|commit overrun):/ {n += $NF} END {print n + 0}')
@@ -210,68 +200,7 @@ tap_check "$([ "$lost" -eq 0 ] && echo 1)" "the trace buffer lost no event (over
 # 3. The trace.  Prints "atomic protected restored flagged".
 classify()
 {
-	perl - "$1" "$map" <<'PERL'
-use strict;
-use warnings;
-my ($trace, $map) = @ARGV;
-my $relfile = qr{^(?:\d+/)?\d+(?:_fsm|_vm|_init)?(?:\.\d+)?$};
-my (%kind, %copied, %restorable, %dir);
-open(my $mh, '<', $map) or die "$map: $!";
-while (<$mh>)
-{
-	my ($ino, $path) = /^(\d+) (.*)$/ or next;
-	$kind{$ino} = $path eq 'doublewrite' ? 'dw' : $path =~ $relfile ? 'rel' : 'other'
-	  unless ($kind{$ino} // '') eq 'rel';
-}
-my ($atomic, $protected, $restored, $flagged) = (0) x 4;
-my $shown = 0;
-open(my $fh, '<', $trace) or die "$trace: $!";
-while (<$fh>)
-{
-	my ($pid) = /^\s*.+?-(\d+)\s+\[\d+\]/ or next;
-	my ($ino) = /\bino 0x([0-9a-f]+)/ or next;
-	my $k = $kind{hex($ino)} // 'other';
-	if (/xfs_file_direct_(read|write):/)
-	{
-		$dir{$pid} = $1;
-		next;
-	}
-	if (/xfs_file_buffered_read:/)
-	{
-		$restorable{$pid} = 1 if $k eq 'dw';
-		next;
-	}
-	if (/xfs_file_buffered_write:/)
-	{
-		next unless $k eq 'rel';
-		if ($restorable{$pid}) { $restored++; next; }
-		$flagged++;
-		print STDERR "buffered write to a relation file: $_" if $shown++ < 5;
-		next;
-	}
-	next unless /iomap_dio_rw_begin:/;
-	my ($len, $flags) = /length 0x([0-9a-f]+) .*flags (\S+)/ or next;
-	$len = hex($len);
-	my %fl = map { $_ => 1 } split /\|/, $flags;
-	next if (delete $dir{$pid} // '') ne 'write';
-	if ($k eq 'dw')
-	{
-		$copied{$pid} = $len - 4096 if $fl{DSYNC} && $len > 4096;
-		next;
-	}
-	next unless $k eq 'rel';
-	if ($fl{ATOMIC}) { $atomic++; next; }
-	if (($copied{$pid} // 0) >= $len)
-	{
-		$protected++;
-		$copied{$pid} = 0;
-		next;
-	}
-	$flagged++;
-	print STDERR "unprotected write to a relation file: $_" if $shown++ < 5;
-}
-print "$atomic $protected $restored $flagged\n";
-PERL
+	"$(dirname "$0")/trace-audit" doublewrite "$1" "$map"
 }
 read -r atomic protected restored flagged < <(classify "$workdir/trace" 2>"$workdir/flagged")
 echo "# kernel trace: $atomic ATOMIC direct writes to relation files, $protected after their copy in the doublewrite area, $restored buffered writes back from it at startup, $flagged flagged"

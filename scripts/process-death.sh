@@ -116,12 +116,7 @@ cleanup()
 	for cg in "$cg_ckpt" "$cg_start"; do
 		[ -d "$cg" ] && rmdir "$cg" 2>/dev/null
 	done
-	if mountpoint -q "$mnt"; then
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			umount "$mnt" 2>/dev/null && break
-			sleep 1
-		done
-	fi
+	unmount_retry "$mnt" || true
 	[ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null
 	rm -f "$img"
 }

@@ -176,6 +176,9 @@ fi
 run_suite docs "$count_regress" "$work/src/scripts/check-docs.sh"
 run_suite unit "$count_regress" \
 	make -s -C "$work/src" PG_CONFIG="$pg_config" check-split
+# The kernel-side audits' judge of a trace (scripts/WtsmgrTrace.pm), on
+# made-up traces that keep and break each of its rules.
+run_suite trace-audit-unit "$count_prove" prove -v "$work/src/test/audit/trace_audit.pl"
 run_suite regress "$count_regress" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
 # t/010 needs small segment files: it runs in tap-smallseg only (here it

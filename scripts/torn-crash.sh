@@ -177,12 +177,7 @@ unmount_all()
 {
 	local _
 	stop_server
-	if mountpoint -q "$mnt"; then
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			umount "$mnt" 2>/dev/null && break
-			sleep 1
-		done
-	fi
+	unmount_retry "$mnt" || true
 	if [ -n "$loopdev" ]; then
 		losetup -d "$loopdev" 2>/dev/null || true
 		loopdev=

@@ -74,11 +74,9 @@ sock=$workdir/sock
 port=$((40000 + $$ % 10000))
 mkdir -p "$ts" "$sock"
 chown "$WTSMGR_USER" "$ts" "$workdir" "$sock"
-snapper=
-
 cleanup()
 {
-	[ -n "$snapper" ] && kill "$snapper" 2>/dev/null
+	[ -n "${trace_snapper:-}" ] && kill "$trace_snapper" 2>/dev/null
 	as_user pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
 	echo 0 >"$inst/tracing_on" 2>/dev/null || true
 	for ev in $events; do
@@ -251,108 +249,7 @@ multi_block_writes_by()
 # direct reads.
 classify()
 {
-	local trace=$1 map=$2 final=$3 want_dsync=$4 want_fsync=$5
-	perl - "$trace" "$map" "$final" "$want_dsync" "$want_fsync" "$unit_min" "$unit_max" <<'PERL'
-use strict;
-use warnings;
-my ($trace, $map, $final, $want_dsync, $want_fsync, $umin, $umax) = @ARGV;
-my $relfile = qr{^PG_\d+_\d+/\d+/\d+(?:_fsm|_vm|_init)?(?:\.\d+)?$};
-my (%kind, %alive);
-for my $f ([$map, \%kind], [$final, \%alive])
-{
-	open(my $fh, '<', $f->[0]) or die "$f->[0]: $!";
-	while (<$fh>)
-	{
-		my ($ino, $path) = /^(\d+) (.*)$/ or next;
-		my $k = $path =~ $relfile ? 'rel' : 'other';
-		# an inode number reused by a relation file counts as one
-		$f->[1]{$ino} = $k unless ($f->[1]{$ino} // '') eq 'rel';
-	}
-}
-my ($writes, $atomic, $bad, $buffered, $other, $unfsynced, $nowait, $reads) = (0) x 8;
-my (%last_write, %last_fsync, %dir, $marker);
-my $nbad = 0;
-open(my $fh, '<', $trace) or die "$trace: $!";
-while (<$fh>)
-{
-	my ($pid, $t) = /^\s*.+?-(\d+)\s+\[\d+\].*?\s(\d+\.\d+):\s/ or next;
-	if (/tracing_mark_write: wtsmgr-audit checkpoint done/)
-	{
-		$marker = $t;
-		next;
-	}
-	my ($ino) = /\bino 0x([0-9a-f]+)/ or next;
-	$ino = hex($ino);
-	my $k = $kind{$ino} // 'unknown';
-	if (/xfs_file_direct_(read|write):/)
-	{
-		$dir{$pid} = $1;
-		next;
-	}
-	if (/xfs_file_fsync:/)
-	{
-		$last_fsync{$ino} = $t;
-		next;
-	}
-	if (/xfs_file_buffered_write:/)
-	{
-		next if $k eq 'other';
-		$buffered++;
-		print STDERR "buffered write to $k inode $ino: $_" if $nbad++ < 5;
-		next;
-	}
-	next unless /iomap_dio_rw_begin:/;
-	my ($pos, $len, $flags) = /offset 0x([0-9a-f]+) length 0x([0-9a-f]+) .*flags (\S+)/
-	  or die "cannot parse: $_";
-	my %fl = map { $_ => 1 } split /\|/, $flags;
-	my $dir = delete $dir{$pid} // 'unknown';
-	if ($dir eq 'read')
-	{
-		$reads++;
-		next;
-	}
-	die "direct I/O of unknown direction: $_" if $dir ne 'write';
-	$nowait++ if $fl{NOWAIT};
-	if ($k eq 'other')
-	{
-		$other++;
-		next;
-	}
-	($pos, $len) = (hex($pos), hex($len));
-	$writes++;
-	$atomic++ if $fl{ATOMIC};
-	$last_write{$ino} = $t if $k eq 'rel';
-	my @why;
-	push @why, 'not ATOMIC' unless $fl{ATOMIC};
-	push @why, 'not DIRECT' unless $fl{DIRECT};
-	push @why, 'no DSYNC' if $want_dsync && !$fl{DSYNC};
-	push @why, 'length not a power of two' if $len & ($len - 1);
-	push @why, "length outside [$umin, $umax]" if $len < $umin || $len > $umax;
-	push @why, 'offset not aligned to the length' if $len && $pos % $len;
-	push @why, 'not whole blocks' if $len % 8192 || $pos % 8192;
-	if (@why)
-	{
-		$bad++;
-		print STDERR "bad write to $k inode $ino (" . join(', ', @why) . "): $_"
-		  if $nbad++ < 5;
-	}
-}
-if ($want_fsync)
-{
-	die "no checkpoint marker in $trace\n" unless defined $marker;
-	for my $ino (keys %last_write)
-	{
-		next unless ($alive{$ino} // '') eq 'rel';    # unlinked since
-		next if $last_write{$ino} > $marker;
-		my $f = $last_fsync{$ino};
-		next if defined $f && $f > $last_write{$ino} && $f <= $marker;
-		$unfsynced++;
-		print STDERR "relation file inode $ino written at $last_write{$ino}, not fsynced before the checkpoint ended\n"
-		  if $nbad++ < 5;
-	}
-}
-print "$writes $atomic $bad $buffered $unfsynced $other $nowait $reads\n";
-PERL
+	"$(dirname "$0")/trace-audit" atomic "$1" "$2" "$3" "$4" "$5" "$unit_min" "$unit_max"
 }
 
 # Run the workload under the trace; $1 phase name, $2 the workload function
@@ -361,19 +258,10 @@ PERL
 traced_phase()
 {
 	local phase=$1 run=${2:-workload} map=$workdir/$1.inodes
-	: >"$map"
-	snapshot "$map"
-	echo >"$inst/trace"
-	echo 1 >"$inst/tracing_on"
-	(while :; do snapshot "$map"; sleep 0.2; done) &
-	snapper=$!
+	trace_start "$inst" "$map" snapshot
 	"$run" "$phase"
 	echo "wtsmgr-audit checkpoint done" >"$inst/trace_marker"
-	kill "$snapper"
-	wait "$snapper" 2>/dev/null || true
-	snapper=
-	echo 0 >"$inst/tracing_on"
-	snapshot "$map"
+	trace_stop "$inst" "$map" snapshot
 	find "$ts" -type f -printf '%i %P\n' >"$workdir/$phase.final"
 	cp "$inst/trace" "$workdir/$phase.trace"
 	lost=$(cat "$inst"/per_cpu/cpu*/stats |
