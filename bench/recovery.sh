@@ -73,7 +73,7 @@ clients=4
 parts="crash lag"
 configs="stock_fpw_on stock_fpw_off stock_fpw_off_dio wtsmgr"
 out=$WTSMGR_ROOT/bench/results/recovery
-cmdline="bench/recovery.sh $*"
+cmdline=$(echo "bench/recovery.sh $*" | sed "s/ *$//")
 while [ $# -gt 0 ]; do
 	case $1 in
 		--repeats) repeats=$2; shift 2 ;;
