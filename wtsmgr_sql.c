@@ -22,6 +22,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_tablespace.h"
 #include "commands/tablespace.h"
@@ -206,6 +207,7 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	bool		untorn;
 	char		dir[MAXPGPATH];
 	Name		name = palloc(NAMEDATALEN);
+	WtsmgrFpiDecision decision;
 
 	memset(nulls, 0, sizeof(bool) * WTSMGR_TABLESPACES_COLS);
 	namestrcpy(name, spcname);
@@ -281,7 +283,8 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 		nulls[14] = true;
 
 	values[15] = BoolGetDatum(untorn);
-	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts));
+	decision = wtsmgr_fpi_decide(ts, GetRedoRecPtr(), false);
+	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision_text(decision));
 	if (probed)
 	{
 		values[17] = CStringGetTextDatum(info.probe.result.reason);
@@ -407,19 +410,19 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 	{
 		Datum		values[5];
 		bool		nulls[5] = {0};
-		const char *fpi;
+		WtsmgrFpiDecision decision;
 
 		if (!smgrexists(reln, fork))
 			continue;
 
 		/* Temporary and unlogged relations are not WAL-logged... */
 		if (relpersistence == RELPERSISTENCE_TEMP)
-			fpi = "none: temporary relation";
+			decision = WTSMGR_FPI_NONE_TEMP;
 		else if (relpersistence == RELPERSISTENCE_UNLOGGED &&
 				 fork != INIT_FORKNUM)
-			fpi = "none: unlogged relation";
+			decision = WTSMGR_FPI_NONE_UNLOGGED;
 		else					/* ...but an unlogged relation's init fork is */
-			fpi = wtsmgr_fpi_decision(ts);
+			decision = wtsmgr_fpi_decide(ts, GetRedoRecPtr(), false);
 
 		values[0] = CStringGetTextDatum(forkNames[fork]);
 		if (spcname)
@@ -435,7 +438,7 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 		/* the write path's own answer; temporary relations go to md */
 		values[3] = BoolGetDatum(wtsmgr_ts_writes_protected(ts) &&
 								 relpersistence != RELPERSISTENCE_TEMP);
-		values[4] = CStringGetTextDatum(fpi);
+		values[4] = CStringGetTextDatum(wtsmgr_fpi_decision_text(decision));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 
