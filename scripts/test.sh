@@ -5,7 +5,8 @@
 #
 # 1. Builds (or reuses) the patched PostgreSQL 18 server, debug flavor, and
 #    the test-only debug-smallseg flavor (64 kB segment files).
-# 2. Builds and installs wtsmgr into those servers.
+# 2. Builds and installs wtsmgr into those servers, with -Werror: a
+#    compiler warning fails the run.
 # 3. As root, makes an XFS filesystem on a loop device, which has atomic
 #    writes, and exports its path as WTSMGR_ATOMIC_DIR; otherwise uses
 #    WTSMGR_ATOMIC_DIR if you set it, or tells you which tests are skipped.
@@ -52,8 +53,10 @@ ss_prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor debug-smallseg --pri
 # shellcheck disable=SC1091
 . "$prefix/wtsmgr-build.info"	# source=, build=, version=
 
-say "building and installing wtsmgr into $prefix"
-make -s -C "$WTSMGR_ROOT" PG_CONFIG="$pg_config" install >/dev/null
+# COPT=-Werror: PGXS adds COPT to CFLAGS, here and in the make of the test
+# module (test-modules), so any compiler warning stops the run.
+say "building and installing wtsmgr into $prefix (with -Werror)"
+make -s -C "$WTSMGR_ROOT" PG_CONFIG="$pg_config" COPT=-Werror install test-modules >/dev/null
 
 ensure_user
 
@@ -68,8 +71,8 @@ for copy in src smallseg; do
 		--exclude='*.bc' --exclude=tmp_check --exclude=tmp_check_regress \
 		--exclude=results -cf - . | tar -C "$work/$copy" -xf -
 done
-say "building and installing wtsmgr into $ss_prefix"
-make -s -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" install >/dev/null
+say "building and installing wtsmgr into $ss_prefix (with -Werror)"
+make -s -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" COPT=-Werror install >/dev/null
 if is_root; then
 	chown -R "$WTSMGR_USER" "$work"
 fi
