@@ -15,6 +15,8 @@
 #      relative link in README.md, docs/ and bench/README.md resolves
 #      (scripts/check-docs.sh), and the unit test of the multiple-atomicity
 #      planner (test/split_test.c);
+#    - scripts/pgindent-check.sh: every C file laid out as the server
+#      source's pgindent and pg_bsd_indent lay it out;
 #    - the pg_regress tests in sql/ against a temporary instance with
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - the TAP tests that need small segments (t/010_small_segments.pl),
@@ -179,6 +181,9 @@ fi
 run_suite docs "$count_regress" "$work/src/scripts/check-docs.sh"
 run_suite unit "$count_regress" \
 	make -s -C "$work/src" PG_CONFIG="$pg_config" check-split
+# pgindent and pg_bsd_indent from the server's own source tree
+run_suite pgindent "$count_regress" \
+	"$work/src/scripts/pgindent-check.sh" "$prefix" "$work/pgindent"
 run_suite regress "$count_regress" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
 # t/010 needs small segment files: it runs in tap-smallseg only (here it
