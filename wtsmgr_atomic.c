@@ -861,7 +861,7 @@ write_blocks_singly(SegmentRun *run, const WtsmgrUnit *unit,
 	for (uint32 i = 0; i <= unit->nblocks; i++)
 	{
 		struct iovec iov;
-		ssize_t		written;
+		ssize_t		written = 0;	/* set with WTSMGR_WRITTEN_SHORT */
 		off_t		offset = (off_t) (run->segblock + unit->first + i) * BLCKSZ;
 		int			rc = 0;
 
@@ -941,7 +941,7 @@ write_units(SegmentRun *run)
 		off_t		offset = (off_t) (run->segblock + unit->first) * BLCKSZ;
 		size_t		len = (size_t) unit->nblocks * BLCKSZ;
 		int			niov = unit_iovecs(unit, run->buffers, &bounce, iov);
-		ssize_t		written;
+		ssize_t		written = 0;	/* set with WTSMGR_WRITTEN_SHORT */
 		int			rc;
 
 		rc = write_unit(fd, iov, niov, offset, len, run->flags, u, nunits,

@@ -13,7 +13,8 @@
  *
  * Why it is safe.  A full-page image protects a block against a write torn
  * by a crash: replay starts from the image instead of from the torn block.
- * The hook answers "untorn" for a block only when
+ * The hook answers "untorn" for a block only when (wtsmgr_fpi_decide(), the
+ * one function that decides it, has the whole truth table)
  *
  *	(a) the tablespace was proven untorn by a probe (wtsmgr_statx.c),
  *	(b) the published decision says its images may be left out:
@@ -133,18 +134,19 @@ typedef struct xl_wtsmgr_untorn
 #define ANNOUNCER_NAPTIME 200L
 
 /*
- * What the image decision decided about a tablespace, kept in its registry
- * entry; readable without locks.
+ * What the announcer decided about a tablespace from the settings, (b)
+ * above: its policy, kept in its registry entry and readable without locks.
+ * wtsmgr_fpi_decide() combines it with the rest.
  */
-typedef enum WtsmgrFpiDecision
+typedef enum WtsmgrFpiPolicy
 {
-	WTSMGR_FPI_UNDECIDED = 0,	/* not decided yet: keeps images */
-	WTSMGR_FPI_SKIP,			/* may be left out where blocks are untorn */
-	WTSMGR_FPI_SWITCHED_OFF,	/* wtsmgr.skip_full_page_images is off */
-	WTSMGR_FPI_LISTED,			/* in wtsmgr.keep_full_page_images_tablespaces */
-	WTSMGR_FPI_DROPPED,			/* dropped: its directory is gone */
-	WTSMGR_FPI_UNRESOLVED,		/* the keep-list cannot be looked up */
-} WtsmgrFpiDecision;
+	WTSMGR_POLICY_UNDECIDED = 0,	/* not decided yet: keeps images */
+	WTSMGR_POLICY_SKIP,			/* may be left out where blocks are untorn */
+	WTSMGR_POLICY_SWITCHED_OFF, /* wtsmgr.skip_full_page_images is off */
+	WTSMGR_POLICY_LISTED,		/* in wtsmgr.keep_full_page_images_tablespaces */
+	WTSMGR_POLICY_DROPPED,		/* dropped: its directory is gone */
+	WTSMGR_POLICY_UNRESOLVED,	/* the keep-list cannot be looked up */
+} WtsmgrFpiPolicy;
 
 /* the longest wait between two attempts to connect to wtsmgr.database */
 #define ANNOUNCER_MAX_CONNECT_DELAY 60000L
@@ -228,72 +230,161 @@ wtsmgr_fpi_shmem_startup(void)
 }
 
 /*
+ * wtsmgr_fpi_decide() -- What happens to the full-page images of a
+ * tablespace's blocks, decided against redo, and why.  This is the only
+ * place that decides it: the hook returns "untorn" exactly when this says
+ * WTSMGR_FPI_SKIPPED, and the views show its answer in words
+ * (wtsmgr_fpi_decision_text()), so they cannot tell another story than the
+ * hook's.  Lock-free and allocation-free: the hook calls it in critical
+ * sections.
+ *
+ * ts is the tablespace's registry entry, or NULL where wtsmgr tracks none
+ * (never probed, or no room in the registry).  torn_pages_only says that the
+ * caller has found XLogImagesOnlyForTornPages() true (full_page_writes on,
+ * no base backup running), so the rows marked [tpo] below are not checked
+ * again: the core does so before it calls the hook (XLogBlockIsUntorn()),
+ * and rechecks it with the redo pointer under the insertion lock before it
+ * inserts the record; announce() does so before it announces.  The views
+ * pass false and the current redo pointer.
+ *
+ * The rows are checked in this order; the first that holds gives the answer
+ * (and the reason the views show), so an image is left out only where none
+ * holds:
+ *
+ *	    condition                                    answer (WTSMGR_FPI_...)
+ *	 1. full_page_writes is off in this process      NONE_FPW_OFF
+ *	    (its setting) [tpo]
+ *	 2. ts is NULL, or its state is UNPROBED         KEPT_NOT_PROBED
+ *	 3. its state is anything but UNTORN: probed     KEPT_MAY_TEAR
+ *	    torn, or distrusted (the kernel broke its
+ *	    word, wtsmgr_ts_mark_torn() set it TORN)
+ *	 4. policy LISTED (in the keep-list)             KEPT_LISTED
+ *	 5. policy DROPPED                               KEPT_DROPPED
+ *	 6. policy UNRESOLVED (keep-list not looked up)  KEPT_UNRESOLVED
+ *	 7. policy SWITCHED_OFF (skip setting off)       KEPT_SWITCHED_OFF
+ *	 8. policy UNDECIDED, or any value but SKIP      KEPT_UNDECIDED
+ *	 9. a base backup runs, or full_page_writes is   KEPT_BACKUP
+ *	    off in shared memory [tpo]
+ *	10. its announcement is not for redo             KEPT_UNANNOUNCED
+ *	11. none of the above                            SKIPPED
+ *
+ * So SKIPPED needs all of: a tracked tablespace probed UNTORN, (a) above;
+ * policy SKIP, (b); images taken for torn pages only; and an announcement
+ * for redo, (c).  Every other answer keeps the image; the order of the rows
+ * only chooses the reason the views show.  In recovery no WAL is inserted
+ * and the hook is never asked; the announcer, a background worker started
+ * once recovery has finished, has not decided yet, so the views show rows
+ * 2, 3 or 8.  The hook counts rows 10 and 11 in the statistics, and wakes
+ * the announcer at row 10.
+ */
+pg_attribute_always_inline WtsmgrFpiDecision
+wtsmgr_fpi_decide(WtsmgrTablespace *ts, XLogRecPtr redo, bool torn_pages_only)
+{
+	WtsmgrTablespaceState state;
+
+	if (!torn_pages_only && !fullPageWrites)
+		return WTSMGR_FPI_NONE_FPW_OFF;
+	if (ts == NULL)
+		return WTSMGR_FPI_KEPT_NOT_PROBED;
+	state = wtsmgr_ts_state(ts);
+	if (state == WTSMGR_TS_UNPROBED)
+		return WTSMGR_FPI_KEPT_NOT_PROBED;
+	if (state != WTSMGR_TS_UNTORN)
+		return WTSMGR_FPI_KEPT_MAY_TEAR;
+	switch ((WtsmgrFpiPolicy) wtsmgr_ts_policy(ts))
+	{
+		case WTSMGR_POLICY_SKIP:
+			break;
+		case WTSMGR_POLICY_LISTED:
+			return WTSMGR_FPI_KEPT_LISTED;
+		case WTSMGR_POLICY_DROPPED:
+			return WTSMGR_FPI_KEPT_DROPPED;
+		case WTSMGR_POLICY_UNRESOLVED:
+			return WTSMGR_FPI_KEPT_UNRESOLVED;
+		case WTSMGR_POLICY_SWITCHED_OFF:
+			return WTSMGR_FPI_KEPT_SWITCHED_OFF;
+		case WTSMGR_POLICY_UNDECIDED:
+		default:
+			return WTSMGR_FPI_KEPT_UNDECIDED;
+	}
+	if (!torn_pages_only && !XLogImagesOnlyForTornPages())
+		return WTSMGR_FPI_KEPT_BACKUP;
+	if (wtsmgr_ts_announced_redo(ts) != redo)
+		return WTSMGR_FPI_KEPT_UNANNOUNCED;
+	return WTSMGR_FPI_SKIPPED;
+}
+
+/*
+ * wtsmgr_fpi_decision_text() -- A decision in the words of the views'
+ * full_page_images column.
+ */
+const char *
+wtsmgr_fpi_decision_text(WtsmgrFpiDecision decision)
+{
+	switch (decision)
+	{
+		case WTSMGR_FPI_KEPT_NOT_PROBED:
+			return "kept: not probed yet";
+		case WTSMGR_FPI_KEPT_MAY_TEAR:
+			return "kept: blocks may tear";
+		case WTSMGR_FPI_KEPT_LISTED:
+			return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
+		case WTSMGR_FPI_KEPT_DROPPED:
+			return "kept: tablespace dropped";
+		case WTSMGR_FPI_KEPT_UNRESOLVED:
+			return "kept: cannot connect to wtsmgr.database";
+		case WTSMGR_FPI_KEPT_SWITCHED_OFF:
+			return "kept: wtsmgr.skip_full_page_images is off";
+		case WTSMGR_FPI_KEPT_UNDECIDED:
+		case WTSMGR_FPI_KEPT_UNANNOUNCED:
+			return "kept: not yet announced in WAL";
+		case WTSMGR_FPI_KEPT_BACKUP:
+			return "kept: backup running";
+		case WTSMGR_FPI_NONE_FPW_OFF:
+			return "none: full_page_writes is off";
+		case WTSMGR_FPI_NONE_TEMP:
+			return "none: temporary relation";
+		case WTSMGR_FPI_NONE_UNLOGGED:
+			return "none: unlogged relation";
+		case WTSMGR_FPI_SKIPPED:
+			return "skipped";
+	}
+	elog(ERROR, "unrecognized full-page image decision: %d", (int) decision);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
  * The hook.  Runs in critical sections: reads shared state without locks
  * and allocates nothing.  redo is the redo pointer that the image is decided
- * against.
+ * against.  Its answer is wtsmgr_fpi_decide()'s.
  */
 static bool
 wtsmgr_block_is_untorn(const RelFileLocator *rlocator, ForkNumber forknum,
 					   BlockNumber blkno, XLogRecPtr redo)
 {
 	WtsmgrTablespace *ts = wtsmgr_find_tablespace(rlocator->spcOid);
-	bool		untorn;
+	WtsmgrFpiDecision decision = wtsmgr_fpi_decide(ts, redo, true);
 
-	/* (a) and (b); everywhere else the answer is no, and not counted */
-	if (ts == NULL ||
-		wtsmgr_ts_decision(ts) != WTSMGR_FPI_SKIP ||
-		wtsmgr_ts_state(ts) != WTSMGR_TS_UNTORN)
-		return false;
-
-	/* (c): only once this checkpoint cycle has its announcement */
-	untorn = wtsmgr_ts_announced_redo(ts) == redo;
-	if (!untorn)
-		wake_announcer();
+	switch (decision)
+	{
+		case WTSMGR_FPI_SKIPPED:
+			break;
+		case WTSMGR_FPI_KEPT_UNANNOUNCED:
+			/* only once this checkpoint cycle has its announcement */
+			wake_announcer();
+			break;
+		default:
+			/* the tablespace or its policy says no: not counted */
+			return false;
+	}
 
 	/*
 	 * A "no" here counts too: the record may be assembled again, after the
 	 * redo pointer moved, and its new answer replaces the earlier "yes".
 	 */
-	wtsmgr_stat_image_question(ts, rlocator, forknum, blkno, untorn);
-	return untorn;
-}
-
-/*
- * wtsmgr_fpi_decision() -- What happens to full-page images of a
- * tablespace's blocks, and why, in the words the views show.  Reads the same
- * shared state as the hook, against the current redo pointer.
- */
-const char *
-wtsmgr_fpi_decision(WtsmgrTablespace *ts)
-{
-	WtsmgrTablespaceState state = wtsmgr_ts_state(ts);
-
-	if (!fullPageWrites)
-		return "none: full_page_writes is off";
-	if (state == WTSMGR_TS_UNPROBED)
-		return "kept: not probed yet";
-	if (state != WTSMGR_TS_UNTORN)
-		return "kept: blocks may tear";
-	switch ((WtsmgrFpiDecision) wtsmgr_ts_decision(ts))
-	{
-		case WTSMGR_FPI_LISTED:
-			return "kept: listed in wtsmgr.keep_full_page_images_tablespaces";
-		case WTSMGR_FPI_DROPPED:
-			return "kept: tablespace dropped";
-		case WTSMGR_FPI_UNRESOLVED:
-			return "kept: cannot connect to wtsmgr.database";
-		case WTSMGR_FPI_SWITCHED_OFF:
-			return "kept: wtsmgr.skip_full_page_images is off";
-		case WTSMGR_FPI_UNDECIDED:
-			return "kept: not yet announced in WAL";
-		case WTSMGR_FPI_SKIP:
-			break;
-	}
-	if (!XLogImagesOnlyForTornPages())
-		return "kept: backup running";
-	if (wtsmgr_ts_announced_redo(ts) != GetRedoRecPtr())
-		return "kept: not yet announced in WAL";
-	return "skipped";
+	wtsmgr_stat_image_question(ts, rlocator, forknum, blkno,
+							   decision == WTSMGR_FPI_SKIPPED);
+	return decision == WTSMGR_FPI_SKIPPED;
 }
 
 /*
@@ -481,8 +572,8 @@ announcer_wait_to_connect(void)
 	TimestampTz until;
 
 	for (uint32 t = 0; t < n; t++)
-		wtsmgr_ts_set_decision(wtsmgr_registry_entry(t),
-							   WTSMGR_FPI_UNRESOLVED);
+		wtsmgr_ts_set_policy(wtsmgr_registry_entry(t),
+							 WTSMGR_POLICY_UNRESOLVED);
 	if (failures == 0)
 		return;
 
@@ -608,20 +699,20 @@ publish_decisions(void)
 	for (uint32 t = 0; t < n; t++)
 	{
 		WtsmgrTablespace *ts = wtsmgr_registry_entry(t);
-		WtsmgrFpiDecision decision;
+		WtsmgrFpiPolicy policy;
 		char		dir[MAXPGPATH];
 		struct stat st;
 
 		wtsmgr_tablespace_dir(wtsmgr_ts_oid(ts), dir, sizeof(dir));
 		if (stat(dir, &st) != 0 && errno == ENOENT)
-			decision = WTSMGR_FPI_DROPPED;
+			policy = WTSMGR_POLICY_DROPPED;
 		else if (oid_listed(wtsmgr_ts_oid(ts), oids, noids))
-			decision = WTSMGR_FPI_LISTED;
+			policy = WTSMGR_POLICY_LISTED;
 		else if (!skip_full_page_images || !reloaded_skip)
-			decision = WTSMGR_FPI_SWITCHED_OFF;
+			policy = WTSMGR_POLICY_SWITCHED_OFF;
 		else
-			decision = WTSMGR_FPI_SKIP;
-		wtsmgr_ts_set_decision(ts, decision);
+			policy = WTSMGR_POLICY_SKIP;
+		wtsmgr_ts_set_policy(ts, policy);
 	}
 
 	MemoryContextSwitchTo(oldcxt);
@@ -671,12 +762,15 @@ announce(XLogRecPtr redo)
 	{
 		WtsmgrTablespace *ts = wtsmgr_registry_entry(t);
 
-		if (wtsmgr_ts_state(ts) != WTSMGR_TS_UNTORN ||
-			wtsmgr_ts_decision(ts) != WTSMGR_FPI_SKIP)
+		WtsmgrFpiDecision decision = wtsmgr_fpi_decide(ts, redo, true);
+
+		/* those whose images the hook leaves out, or would once announced */
+		if (decision != WTSMGR_FPI_SKIPPED &&
+			decision != WTSMGR_FPI_KEPT_UNANNOUNCED)
 			continue;
 		listed[nlisted] = ts;
 		spcoids[nlisted++] = wtsmgr_ts_oid(ts);
-		if (wtsmgr_ts_announced_redo(ts) != redo)
+		if (decision == WTSMGR_FPI_KEPT_UNANNOUNCED)
 			news = true;
 	}
 	if (!news)

@@ -77,8 +77,8 @@ struct WtsmgrTablespace
 	pg_atomic_uint64 last_fallback;
 	pg_atomic_uint32 fallback_cause;
 
-	/* a WtsmgrFpiDecision, published by the announcer (wtsmgr_fpi.c) */
-	pg_atomic_uint32 decision;
+	/* a WtsmgrFpiPolicy, published by the announcer (wtsmgr_fpi.c) */
+	pg_atomic_uint32 policy;
 
 	/*
 	 * The redo pointer whose checkpoint cycle the latest announcement of this
@@ -264,15 +264,15 @@ wtsmgr_ts_set_protected(WtsmgrTablespace *ts)
 }
 
 uint32
-wtsmgr_ts_decision(WtsmgrTablespace *ts)
+wtsmgr_ts_policy(WtsmgrTablespace *ts)
 {
-	return pg_atomic_read_u32(&ts->decision);
+	return pg_atomic_read_u32(&ts->policy);
 }
 
 void
-wtsmgr_ts_set_decision(WtsmgrTablespace *ts, uint32 decision)
+wtsmgr_ts_set_policy(WtsmgrTablespace *ts, uint32 policy)
 {
-	pg_atomic_write_u32(&ts->decision, decision);
+	pg_atomic_write_u32(&ts->policy, policy);
 }
 
 XLogRecPtr
@@ -512,7 +512,7 @@ wtsmgr_registry_shmem_startup(void)
 			pg_atomic_init_u32(&ts->distrusted, 0);
 			pg_atomic_init_u64(&ts->last_fallback, 0);
 			pg_atomic_init_u32(&ts->fallback_cause, 0);
-			pg_atomic_init_u32(&ts->decision, 0);
+			pg_atomic_init_u32(&ts->policy, 0);
 			pg_atomic_init_u64(&ts->announced_redo, InvalidXLogRecPtr);
 		}
 	}

@@ -76,14 +76,14 @@ extern uint32 wtsmgr_ts_slot(const WtsmgrTablespace *ts);
 extern WtsmgrTablespaceState wtsmgr_ts_state(WtsmgrTablespace *ts);
 extern bool wtsmgr_ts_writes_protected(WtsmgrTablespace *ts);
 extern bool wtsmgr_ts_atomic_distrusted(WtsmgrTablespace *ts);
-extern uint32 wtsmgr_ts_decision(WtsmgrTablespace *ts);
+extern uint32 wtsmgr_ts_policy(WtsmgrTablespace *ts);
 extern XLogRecPtr wtsmgr_ts_announced_redo(WtsmgrTablespace *ts);
 
 /* reading an entry under the lock */
 extern void wtsmgr_ts_info(WtsmgrTablespace *ts, WtsmgrTablespaceInfo *info);
 
 /* what the image decision (wtsmgr_fpi.c) keeps per tablespace */
-extern void wtsmgr_ts_set_decision(WtsmgrTablespace *ts, uint32 decision);
+extern void wtsmgr_ts_set_policy(WtsmgrTablespace *ts, uint32 policy);
 extern void wtsmgr_ts_set_announced_redo(WtsmgrTablespace *ts,
 										 XLogRecPtr redo);
 

@@ -22,6 +22,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xlog.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_tablespace.h"
 #include "commands/tablespace.h"
@@ -61,6 +62,34 @@ open_relation_with_storage(Oid relid)
 				 errdetail("Only tables, indexes, sequences and materialized views have files that a storage manager opens."),
 				 errhint("Pass a relation of one of those kinds.")));
 	return rel;
+}
+
+/*
+ * The number of result columns of each function, as wtsmgr--1.0.sql declares
+ * them.  The row builders below fill values[] with a counted index and
+ * Assert that they filled exactly this many; check_result_columns() refuses
+ * to build rows for a declaration with another count.
+ */
+#define WTSMGR_SMGR_COUNTERS_COLS WTSMGR_NUM_SMGR_STATS
+#define WTSMGR_STATX_COLS 8
+#define WTSMGR_TABLESPACES_COLS 21
+#define WTSMGR_RELATION_COLS 5
+#define WTSMGR_STAT_IO_COLS (2 + WTSMGR_NUM_IO_STATS + 1)
+
+/*
+ * Does the function's result row, as the SQL objects declare it, have as
+ * many columns as the library fills in?  They disagree when the library and
+ * the extension's SQL objects come from different versions of wtsmgr.
+ */
+static void
+check_result_columns(TupleDesc tupdesc, int ncols, const char *fname)
+{
+	if (tupdesc->natts != ncols)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("function %s returns %d columns, but the wtsmgr library fills in %d",
+						fname, tupdesc->natts, ncols),
+				 errhint("Install the wtsmgr library and SQL files of the same version and run ALTER EXTENSION wtsmgr UPDATE; compare wtsmgr_version() with pg_extension.extversion.")));
 }
 
 /*
@@ -113,27 +142,28 @@ Datum
 wtsmgr_smgr_counters(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[WTSMGR_NUM_SMGR_STATS];
-	bool		nulls[WTSMGR_NUM_SMGR_STATS] = {0};
+	Datum		values[WTSMGR_SMGR_COUNTERS_COLS];
+	bool		nulls[WTSMGR_SMGR_COUNTERS_COLS] = {0};
 	int64		sums[WTSMGR_NUM_SMGR_STATS] = {0};
 	uint32		n = wtsmgr_registry_count();
+	int			i = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (tupdesc->natts != WTSMGR_NUM_SMGR_STATS)
-		elog(ERROR, "wtsmgr_smgr_counters() returns %d columns, the library has %d counters",
-			 tupdesc->natts, WTSMGR_NUM_SMGR_STATS);
+	check_result_columns(tupdesc, WTSMGR_SMGR_COUNTERS_COLS,
+						 "wtsmgr_smgr_counters()");
 
 	for (uint32 slot = 0; slot < n; slot++)
 	{
 		WtsmgrStats stats;
 
 		wtsmgr_stats_fetch(wtsmgr_ts_oid(wtsmgr_registry_entry(slot)), &stats);
-		for (int i = 0; i < WTSMGR_NUM_SMGR_STATS; i++)
-			sums[i] += stats.counters[i];
+		for (int c = 0; c < WTSMGR_NUM_SMGR_STATS; c++)
+			sums[c] += stats.counters[c];
 	}
-	for (int i = 0; i < WTSMGR_NUM_SMGR_STATS; i++)
-		values[i] = Int64GetDatum(sums[i]);
+	for (int c = 0; c < WTSMGR_NUM_SMGR_STATS; c++)
+		values[i++] = Int64GetDatum(sums[c]);
+	Assert(i == WTSMGR_SMGR_COUNTERS_COLS);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -150,11 +180,13 @@ wtsmgr_statx(PG_FUNCTION_ARGS)
 	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	WtsmgrAtomicLimits limits;
 	TupleDesc	tupdesc;
-	Datum		values[8];
-	bool		nulls[8] = {0};
+	Datum		values[WTSMGR_STATX_COLS];
+	bool		nulls[WTSMGR_STATX_COLS] = {0};
+	int			i = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	check_result_columns(tupdesc, WTSMGR_STATX_COLS, "wtsmgr_statx()");
 
 	if (wtsmgr_read_atomic_limits(path, &limits) != 0)
 		ereport(ERROR,
@@ -162,19 +194,18 @@ wtsmgr_statx(PG_FUNCTION_ARGS)
 				 errmsg("could not read atomic write limits of \"%s\": %m", path),
 				 errhint("Pass a path that exists and that the server's operating system user can read.")));
 
-	values[0] = CStringGetTextDatum(limits.fs_type);
-	values[1] = BoolGetDatum(limits.atomic_supported);
-	values[2] = Int64GetDatum(limits.unit_min);
-	values[3] = Int64GetDatum(limits.unit_max);
-	values[4] = Int64GetDatum(limits.unit_max_opt);
-	values[5] = Int64GetDatum(limits.segments_max);
-	values[6] = Int64GetDatum(limits.dio_mem_align);
-	values[7] = Int64GetDatum(limits.dio_offset_align);
+	values[i++] = CStringGetTextDatum(limits.fs_type);
+	values[i++] = BoolGetDatum(limits.atomic_supported);
+	values[i++] = Int64GetDatum(limits.unit_min);
+	values[i++] = Int64GetDatum(limits.unit_max);
+	values[i++] = Int64GetDatum(limits.unit_max_opt);
+	values[i++] = Int64GetDatum(limits.segments_max);
+	values[i++] = Int64GetDatum(limits.dio_mem_align);
+	values[i++] = Int64GetDatum(limits.dio_offset_align);
+	Assert(i == WTSMGR_STATX_COLS);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
-
-#define WTSMGR_TABLESPACES_COLS 21
 
 /*
  * Why writes took the way out, in words: see wtsmgr_ts_note_fallback().
@@ -206,6 +237,9 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	bool		untorn;
 	char		dir[MAXPGPATH];
 	Name		name = palloc(NAMEDATALEN);
+	WtsmgrFpiDecision decision;
+	int			i = 0;
+	int			first_limit;
 
 	memset(nulls, 0, sizeof(bool) * WTSMGR_TABLESPACES_COLS);
 	namestrcpy(name, spcname);
@@ -221,25 +255,25 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	probed = info.state != WTSMGR_TS_UNPROBED;
 	untorn = info.state == WTSMGR_TS_UNTORN;
 
-	values[0] = NameGetDatum(name);
-	values[1] = ObjectIdGetDatum(spcoid);
-	values[2] = CStringGetTextDatum(dir);
-	if (probed)
+	values[i++] = NameGetDatum(name);
+	values[i++] = ObjectIdGetDatum(spcoid);
+	values[i++] = CStringGetTextDatum(dir);
+
+	/* what the last probe found: null until there is one */
+	first_limit = i;
+	values[i++] = CStringGetTextDatum(limits->fs_type);
+	values[i++] = CStringGetTextDatum(psprintf("%u:%u", limits->dev_major,
+											   limits->dev_minor));
+	values[i++] = BoolGetDatum(limits->atomic_supported);
+	values[i++] = Int64GetDatum(limits->unit_min);
+	values[i++] = Int64GetDatum(limits->unit_max);
+	values[i++] = Int64GetDatum(limits->unit_max_opt);
+	values[i++] = Int64GetDatum(limits->segments_max);
+	values[i++] = Int64GetDatum(limits->dio_mem_align);
+	values[i++] = Int64GetDatum(limits->dio_offset_align);
+	if (!probed)
 	{
-		values[3] = CStringGetTextDatum(limits->fs_type);
-		values[4] = CStringGetTextDatum(psprintf("%u:%u", limits->dev_major,
-												 limits->dev_minor));
-		values[5] = BoolGetDatum(limits->atomic_supported);
-		values[6] = Int64GetDatum(limits->unit_min);
-		values[7] = Int64GetDatum(limits->unit_max);
-		values[8] = Int64GetDatum(limits->unit_max_opt);
-		values[9] = Int64GetDatum(limits->segments_max);
-		values[10] = Int64GetDatum(limits->dio_mem_align);
-		values[11] = Int64GetDatum(limits->dio_offset_align);
-	}
-	else
-	{
-		for (int c = 3; c <= 11; c++)
+		for (int c = first_limit; c < i; c++)
 			nulls[c] = true;
 	}
 
@@ -252,11 +286,11 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	 * need RWF_WRITETHROUGH, which no released kernel header defines yet.
 	 */
 	if (!wtsmgr_ts_writes_protected(ts))
-		values[12] = CStringGetTextDatum("md");
+		values[i++] = CStringGetTextDatum("md");
 	else if (info.protection == WTSMGR_PROTECTED_BY_PROBE && !info.distrusted)
-		values[12] = CStringGetTextDatum("atomic");
+		values[i++] = CStringGetTextDatum("atomic");
 	else
-		values[12] = CStringGetTextDatum("doublewrite");
+		values[i++] = CStringGetTextDatum("doublewrite");
 
 	/*
 	 * Who makes a block's write atomic: the device, when it does atomic
@@ -265,44 +299,46 @@ tablespace_row(Oid spcoid, const char *spcname, Datum *values, bool *nulls)
 	 * (see docs/design.md).  ext4 has no software fallback.
 	 */
 	if (!probed || !limits->atomic_supported || limits->unit_max < BLCKSZ)
-		nulls[13] = true;
+		nulls[i++] = true;
 	else if (limits->unit_max_opt >= BLCKSZ ||
 			 strcmp(limits->fs_type, "ext4") == 0)
-		values[13] = CStringGetTextDatum("device");
+		values[i++] = CStringGetTextDatum("device");
 	else if (strcmp(limits->fs_type, "xfs") == 0)
-		values[13] = CStringGetTextDatum("filesystem copy-on-write");
+		values[i++] = CStringGetTextDatum("filesystem copy-on-write");
 	else
-		values[13] = CStringGetTextDatum("unknown");
+		values[i++] = CStringGetTextDatum("unknown");
 
 	/* the extent size hint new files get there, in kB */
 	if (untorn)
-		values[14] = Int32GetDatum(info.probe.result.extent_size_hint / 1024);
+		values[i++] = Int32GetDatum(info.probe.result.extent_size_hint / 1024);
 	else
-		nulls[14] = true;
+		nulls[i++] = true;
 
-	values[15] = BoolGetDatum(untorn);
-	values[16] = CStringGetTextDatum(wtsmgr_fpi_decision(ts));
+	values[i++] = BoolGetDatum(untorn);
+	decision = wtsmgr_fpi_decide(ts, GetRedoRecPtr(), false);
+	values[i++] = CStringGetTextDatum(wtsmgr_fpi_decision_text(decision));
 	if (probed)
 	{
-		values[17] = CStringGetTextDatum(info.probe.result.reason);
-		values[18] = TimestampTzGetDatum(info.probe.probed_at);
+		values[i++] = CStringGetTextDatum(info.probe.result.reason);
+		values[i++] = TimestampTzGetDatum(info.probe.probed_at);
 	}
 	else
 	{
-		values[17] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
-		nulls[18] = true;
+		values[i++] = CStringGetTextDatum("not probed yet: it is probed when its first relation is created or written");
+		nulls[i++] = true;
 	}
 	/* when writes last took the way out, and why */
 	if (info.last_fallback != 0)
 	{
-		values[19] = TimestampTzGetDatum(info.last_fallback);
-		values[20] = CStringGetTextDatum(fallback_cause(info.fallback_cause));
+		values[i++] = TimestampTzGetDatum(info.last_fallback);
+		values[i++] = CStringGetTextDatum(fallback_cause(info.fallback_cause));
 	}
 	else
 	{
-		nulls[19] = true;
-		nulls[20] = true;
+		nulls[i++] = true;
+		nulls[i++] = true;
 	}
+	Assert(i == WTSMGR_TABLESPACES_COLS);
 }
 
 /*
@@ -320,6 +356,8 @@ wtsmgr_tablespaces(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 
 	InitMaterializedSRF(fcinfo, 0);
+	check_result_columns(rsinfo->setDesc, WTSMGR_TABLESPACES_COLS,
+						 "wtsmgr_tablespaces()");
 
 	rel = table_open(TableSpaceRelationId, AccessShareLock);
 	scan = table_beginscan_catalog(rel, 0, NULL);
@@ -362,6 +400,7 @@ wtsmgr_probe(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	check_result_columns(tupdesc, WTSMGR_TABLESPACES_COLS, "wtsmgr_probe()");
 
 	if (wtsmgr_reprobe_tablespace(spcoid) == NULL)
 		ereport(ERROR,
@@ -395,6 +434,8 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 	char		relpersistence;
 
 	InitMaterializedSRF(fcinfo, 0);
+	check_result_columns(rsinfo->setDesc, WTSMGR_RELATION_COLS,
+						 "wtsmgr_relation()");
 
 	rel = open_relation_with_storage(relid);
 	reln = RelationGetSmgr(rel);
@@ -405,37 +446,39 @@ wtsmgr_relation(PG_FUNCTION_ARGS)
 
 	for (ForkNumber fork = MAIN_FORKNUM; fork <= MAX_FORKNUM; fork++)
 	{
-		Datum		values[5];
-		bool		nulls[5] = {0};
-		const char *fpi;
+		Datum		values[WTSMGR_RELATION_COLS];
+		bool		nulls[WTSMGR_RELATION_COLS] = {0};
+		WtsmgrFpiDecision decision;
+		int			i = 0;
 
 		if (!smgrexists(reln, fork))
 			continue;
 
 		/* Temporary and unlogged relations are not WAL-logged... */
 		if (relpersistence == RELPERSISTENCE_TEMP)
-			fpi = "none: temporary relation";
+			decision = WTSMGR_FPI_NONE_TEMP;
 		else if (relpersistence == RELPERSISTENCE_UNLOGGED &&
 				 fork != INIT_FORKNUM)
-			fpi = "none: unlogged relation";
+			decision = WTSMGR_FPI_NONE_UNLOGGED;
 		else					/* ...but an unlogged relation's init fork is */
-			fpi = wtsmgr_fpi_decision(ts);
+			decision = wtsmgr_fpi_decide(ts, GetRedoRecPtr(), false);
 
-		values[0] = CStringGetTextDatum(forkNames[fork]);
+		values[i++] = CStringGetTextDatum(forkNames[fork]);
 		if (spcname)
 		{
 			Name		name = palloc(NAMEDATALEN);
 
 			namestrcpy(name, spcname);
-			values[1] = NameGetDatum(name);
+			values[i++] = NameGetDatum(name);
 		}
 		else
-			nulls[1] = true;
-		values[2] = BoolGetDatum(wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN);
+			nulls[i++] = true;
+		values[i++] = BoolGetDatum(wtsmgr_ts_state(ts) == WTSMGR_TS_UNTORN);
 		/* the write path's own answer; temporary relations go to md */
-		values[3] = BoolGetDatum(wtsmgr_ts_writes_protected(ts) &&
-								 relpersistence != RELPERSISTENCE_TEMP);
-		values[4] = CStringGetTextDatum(fpi);
+		values[i++] = BoolGetDatum(wtsmgr_ts_writes_protected(ts) &&
+								   relpersistence != RELPERSISTENCE_TEMP);
+		values[i++] = CStringGetTextDatum(wtsmgr_fpi_decision_text(decision));
+		Assert(i == WTSMGR_RELATION_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 
@@ -457,12 +500,14 @@ wtsmgr_stat_io(PG_FUNCTION_ARGS)
 	uint32		n = wtsmgr_registry_count();
 
 	InitMaterializedSRF(fcinfo, 0);
+	check_result_columns(rsinfo->setDesc, WTSMGR_STAT_IO_COLS,
+						 "wtsmgr_stat_io()");
 
 	for (uint32 slot = 0; slot < n; slot++)
 	{
 		Oid			spcoid = wtsmgr_ts_oid(wtsmgr_registry_entry(slot));
-		Datum		values[WTSMGR_NUM_IO_STATS + 3];
-		bool		nulls[WTSMGR_NUM_IO_STATS + 3] = {0};
+		Datum		values[WTSMGR_STAT_IO_COLS];
+		bool		nulls[WTSMGR_STAT_IO_COLS] = {0};
 		char	   *spcname = get_tablespace_name(spcoid);
 		WtsmgrStats stats;
 		NameData	name;
@@ -478,9 +523,10 @@ wtsmgr_stat_io(PG_FUNCTION_ARGS)
 		for (int c = WTSMGR_FIRST_IO_STAT; c < WTSMGR_NUM_STATS; c++)
 			values[i++] = Int64GetDatum(stats.counters[c]);
 		if (stats.stat_reset_timestamp != 0)
-			values[i] = TimestampTzGetDatum(stats.stat_reset_timestamp);
+			values[i++] = TimestampTzGetDatum(stats.stat_reset_timestamp);
 		else
-			nulls[i] = true;
+			nulls[i++] = true;
+		Assert(i == WTSMGR_STAT_IO_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 

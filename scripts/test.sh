@@ -5,7 +5,8 @@
 #
 # 1. Builds (or reuses) the patched PostgreSQL 18 server, debug flavor, and
 #    the test-only debug-smallseg flavor (64 kB segment files).
-# 2. Builds and installs wtsmgr into those servers.
+# 2. Builds and installs wtsmgr into those servers, with -Werror: a
+#    compiler warning fails the run.
 # 3. As root, makes an XFS filesystem on a loop device, which has atomic
 #    writes, and exports its path as WTSMGR_ATOMIC_DIR; otherwise uses
 #    WTSMGR_ATOMIC_DIR if you set it, or tells you which tests are skipped.
@@ -14,6 +15,8 @@
 #      relative link in README.md, docs/ and bench/README.md resolves
 #      (scripts/check-docs.sh), and the unit test of the multiple-atomicity
 #      planner (test/split_test.c);
+#    - scripts/pgindent-check.sh: every C file laid out as the server
+#      source's pgindent and pg_bsd_indent lay it out;
 #    - the pg_regress tests in sql/ against a temporary instance with
 #      wtsmgr preloaded, and the TAP tests in t/ ("make installcheck");
 #    - the TAP tests that need small segments (t/010_small_segments.pl),
@@ -52,8 +55,10 @@ ss_prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor debug-smallseg --pri
 # shellcheck disable=SC1091
 . "$prefix/wtsmgr-build.info"	# source=, build=, version=
 
-say "building and installing wtsmgr into $prefix"
-make -s -C "$WTSMGR_ROOT" PG_CONFIG="$pg_config" install >/dev/null
+# COPT=-Werror: PGXS adds COPT to CFLAGS, here and in the make of the test
+# module (test-modules), so any compiler warning stops the run.
+say "building and installing wtsmgr into $prefix (with -Werror)"
+make -s -C "$WTSMGR_ROOT" PG_CONFIG="$pg_config" COPT=-Werror install test-modules >/dev/null
 
 ensure_user
 
@@ -68,8 +73,8 @@ for copy in src smallseg; do
 		--exclude='*.bc' --exclude=tmp_check --exclude=tmp_check_regress \
 		--exclude=results -cf - . | tar -C "$work/$copy" -xf -
 done
-say "building and installing wtsmgr into $ss_prefix"
-make -s -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" install >/dev/null
+say "building and installing wtsmgr into $ss_prefix (with -Werror)"
+make -s -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" COPT=-Werror install >/dev/null
 if is_root; then
 	chown -R "$WTSMGR_USER" "$work"
 fi
@@ -179,6 +184,9 @@ run_suite unit "$count_regress" \
 # The kernel-side audits' judge of a trace (scripts/WtsmgrTrace.pm), on
 # made-up traces that keep and break each of its rules.
 run_suite trace-audit-unit "$count_prove" prove -v "$work/src/test/audit/trace_audit.pl"
+# pgindent and pg_bsd_indent from the server's own source tree
+run_suite pgindent "$count_regress" \
+	"$work/src/scripts/pgindent-check.sh" "$prefix" "$work/pgindent"
 run_suite regress "$count_regress" \
 	make -C "$work/src" PG_CONFIG="$pg_config" installcheck TAP_TESTS=
 # t/010 needs small segment files: it runs in tap-smallseg only (here it

@@ -135,7 +135,7 @@ main(void)
 		uint32_t	unit_max;
 		uint32_t	segments_max;
 	}			limits[] = {
-		{4096, 2 * 1024 * 1024, 1},	/* XFS software atomic writes */
+		{4096, 2 * 1024 * 1024, 1}, /* XFS software atomic writes */
 		{4096, 1024 * 1024, 1},
 		{512, 64 * 1024, 1},	/* typical NVMe AWUPF */
 		{8192, 8192, 1},		/* one block per unit */

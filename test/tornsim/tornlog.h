@@ -22,11 +22,11 @@
 #define TORNLOG_MAGIC	0x474c5354	/* "TSLG" */
 
 /* record types */
-#define TORNLOG_WRITE	'W'			/* offset, len, then len bytes of data */
-#define TORNLOG_ZERO	'Z'			/* offset, len: range zeroed (fallocate) */
-#define TORNLOG_FSYNC	'F'			/* a cache flush: offset is the datasync flag */
-#define TORNLOG_CLOSE	'C'			/* FUSE flush at close(): no barrier */
-#define TORNLOG_MARK	'M'			/* len bytes of label written to /mark */
+#define TORNLOG_WRITE	'W'		/* offset, len, then len bytes of data */
+#define TORNLOG_ZERO	'Z'		/* offset, len: range zeroed (fallocate) */
+#define TORNLOG_FSYNC	'F'		/* a cache flush: offset is the datasync flag */
+#define TORNLOG_CLOSE	'C'		/* FUSE flush at close(): no barrier */
+#define TORNLOG_MARK	'M'		/* len bytes of label written to /mark */
 
 typedef struct TornLogRecord
 {
