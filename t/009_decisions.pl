@@ -30,9 +30,13 @@ use WtsmgrTest;
 
 my $atomic_dir = atomic_dir();
 
+# pg_walinspect reads WAL from before the test's own CHECKPOINTs, which
+# would otherwise remove or recycle its segments once enough WAL has been
+# written since (how much depends on the machine's speed).
 my $node = new_wtsmgr_node(
 	'decisions',
 	manual_checkpoints => 1,
+	conf => "wal_keep_size = 1GB\n",
 	extensions => ['pg_walinspect']);
 
 my $ts_dir = "$atomic_dir/ts_decisions_$$";
