@@ -66,7 +66,7 @@ static void wtsmgr_truncate(SMgrRelation reln, ForkNumber forknum,
 
 /*
  * The storage manager.  What wtsmgr does not change is md.c's, called
- * directly.  Its SMgrRelation entries are WtSMgrRelationData.
+ * directly.  Its SMgrRelation entries are WtsmgrRelationData.
  */
 static const f_smgr wtsmgr_smgr = {
 	.name = "wtsmgr",
@@ -129,7 +129,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = wtsmgr_shmem_startup;
 
-	WtsmgrSMgrId = smgr_register(&wtsmgr_smgr, sizeof(WtSMgrRelationData));
+	WtsmgrSMgrId = smgr_register(&wtsmgr_smgr, sizeof(WtsmgrRelationData));
 	storage_manager_id = WtsmgrSMgrId;
 }
 
@@ -192,7 +192,7 @@ wtsmgr_open(SMgrRelation reln)
 {
 	mdopen(reln);
 	wtsmgr_atomic_open(reln);
-	wtsmgr_stat_count(((WtSMgrRelation) reln)->wt_tablespace,
+	wtsmgr_stat_count(((WtsmgrRelation) reln)->wt_tablespace,
 					  WTSMGR_STAT_OPENS, 1);
 }
 

@@ -140,7 +140,7 @@ static char *zero_area = NULL;
 /* A run of one segment being written, and what became of it */
 typedef struct SegmentRun
 {
-	WtSMgrRelation wreln;
+	WtsmgrRelation wreln;
 	WtsmgrTablespace *ts;
 	ForkNumber	forknum;
 	BlockNumber segno;
@@ -156,16 +156,16 @@ typedef struct SegmentRun
 	uint32		doublewritten;
 } SegmentRun;
 
-static WtsmgrSegment *get_segment(WtSMgrRelation wreln, ForkNumber forknum,
+static WtsmgrSegment *get_segment(WtsmgrRelation wreln, ForkNumber forknum,
 								  BlockNumber segno);
-static WtsmgrSegment *open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+static WtsmgrSegment *open_segment(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 								   ForkNumber forknum, BlockNumber segno,
 								   bool create);
-static void atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+static void atomic_write(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 						 ForkNumber forknum, BlockNumber blocknum,
 						 const void **buffers, BlockNumber nblocks,
 						 bool skipFsync, bool create, bool new_blocks);
-static void write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+static void write_segment_run(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 							  ForkNumber forknum, BlockNumber blocknum,
 							  const void **buffers, uint32 nblocks,
 							  bool skipFsync, bool create, bool new_blocks);
@@ -212,7 +212,7 @@ wtsmgr_atomic_backend_init(void)
 void
 wtsmgr_atomic_open(SMgrRelation reln)
 {
-	WtSMgrRelation wreln = (WtSMgrRelation) reln;
+	WtsmgrRelation wreln = (WtsmgrRelation) reln;
 
 	/* known already, or looked up (and probed) on first write */
 	wreln->wt_tablespace =
@@ -231,7 +231,7 @@ wtsmgr_atomic_open(SMgrRelation reln)
 void
 wtsmgr_atomic_close(SMgrRelation reln, ForkNumber forknum)
 {
-	WtSMgrRelation wreln = (WtSMgrRelation) reln;
+	WtsmgrRelation wreln = (WtsmgrRelation) reln;
 
 	for (int segno = 0; segno < wreln->wt_nsegs[forknum]; segno++)
 	{
@@ -253,7 +253,7 @@ wtsmgr_atomic_close(SMgrRelation reln, ForkNumber forknum)
 WtsmgrTablespace *
 wtsmgr_relation_tablespace(SMgrRelation reln)
 {
-	WtSMgrRelation wreln = (WtSMgrRelation) reln;
+	WtsmgrRelation wreln = (WtsmgrRelation) reln;
 
 	if (wreln->wt_tablespace == NULL)
 	{
@@ -292,7 +292,7 @@ protected_target(SMgrRelation reln, WtsmgrTablespace **ts,
  * The bookkeeping entry of a segment, making room for it.
  */
 static WtsmgrSegment *
-get_segment(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
+get_segment(WtsmgrRelation wreln, ForkNumber forknum, BlockNumber segno)
 {
 	if (segno >= (BlockNumber) wreln->wt_nsegs[forknum])
 	{
@@ -312,7 +312,7 @@ get_segment(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
 }
 
 static void
-segment_path(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno,
+segment_path(WtsmgrRelation wreln, ForkNumber forknum, BlockNumber segno,
 			 char *buf, size_t size)
 {
 	RelPathStr	path = relpath(wreln->reln.smgr_rlocator, forknum);
@@ -411,7 +411,7 @@ unshare_segment(File file, const char *path)
  * file gets the extent size hint; any file is checked once with statx.
  */
 static WtsmgrSegment *
-open_segment(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
+open_segment(WtsmgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			 BlockNumber segno, bool create)
 {
 	WtsmgrSegment *seg = get_segment(wreln, forknum, segno);
@@ -517,7 +517,7 @@ zero_blocks(void)
  * not exist.
  */
 static int64
-segment_nblocks(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
+segment_nblocks(WtsmgrRelation wreln, ForkNumber forknum, BlockNumber segno)
 {
 	char		path[MAXPGPATH];
 	struct stat st;
@@ -552,7 +552,7 @@ segment_nblocks(WtSMgrRelation wreln, ForkNumber forknum, BlockNumber segno)
  * a prefix of full segments, which md.c handles.
  */
 static void
-pad_previous_segments(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+pad_previous_segments(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 					  ForkNumber forknum, BlockNumber segno, bool skipFsync)
 {
 	BlockNumber first_short = segno;
@@ -574,7 +574,7 @@ pad_previous_segments(WtSMgrRelation wreln, WtsmgrTablespace *ts,
  * register_dirty_segment() does; if its queue is full, fsync it ourselves.
  */
 static void
-register_dirty_segment(WtSMgrRelation wreln, ForkNumber forknum,
+register_dirty_segment(WtsmgrRelation wreln, ForkNumber forknum,
 					   BlockNumber segno, File file)
 {
 	FileTag		tag;
@@ -975,7 +975,7 @@ write_units(SegmentRun *run)
  * the blocks lie past the end of the file.
  */
 static void
-write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
+write_segment_run(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 				  ForkNumber forknum, BlockNumber blocknum,
 				  const void **buffers, uint32 nblocks, bool skipFsync,
 				  bool create, bool new_blocks)
@@ -1057,7 +1057,7 @@ write_segment_run(WtSMgrRelation wreln, WtsmgrTablespace *ts,
  * time.
  */
 static void
-atomic_write(WtSMgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
+atomic_write(WtsmgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 			 BlockNumber blocknum, const void **buffers, BlockNumber nblocks,
 			 bool skipFsync, bool create, bool new_blocks)
 {
@@ -1131,7 +1131,7 @@ wtsmgr_writev(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	 * dropped later in the WAL.  So do we.  The blocks may exist all the
 	 * same, so they are not written as new ones.
 	 */
-	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, buffers,
+	atomic_write((WtsmgrRelation) reln, ts, forknum, blocknum, buffers,
 				 nblocks, skipFsync, InRecovery, false);
 	count_call(ts, WTSMGR_STAT_WRITEV_BLOCKS, nblocks);
 	wtsmgr_stat_count(ts, WTSMGR_STAT_WRITES, nblocks);
@@ -1159,7 +1159,7 @@ wtsmgr_extend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	}
 
 	check_extend_limit(reln, forknum, blocknum, 1);
-	atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, &buffer, 1,
+	atomic_write((WtsmgrRelation) reln, ts, forknum, blocknum, &buffer, 1,
 				 skipFsync, true, true);
 	count_call(ts, WTSMGR_STAT_EXTEND_BLOCKS, 1);
 	wtsmgr_stat_count(ts, WTSMGR_STAT_EXTENDS, 1);
@@ -1207,7 +1207,7 @@ wtsmgr_zeroextend(SMgrRelation reln, ForkNumber forknum, BlockNumber blocknum,
 	{
 		uint32		n = Min(nblocks, WTSMGR_MAX_RUN);
 
-		atomic_write((WtSMgrRelation) reln, ts, forknum, blocknum, zeros, n,
+		atomic_write((WtsmgrRelation) reln, ts, forknum, blocknum, zeros, n,
 					 skipFsync, true, true);
 		count_call(ts, WTSMGR_STAT_ZEROEXTEND_BLOCKS, n);
 		wtsmgr_stat_count(ts, WTSMGR_STAT_EXTENDS, n);

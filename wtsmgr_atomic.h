@@ -35,7 +35,7 @@ typedef struct WtsmgrSegment
  * wtsmgr's SMgrRelation entries: md.c's fields, which live in
  * SMgrRelationData, then ours.
  */
-typedef struct WtSMgrRelationData
+typedef struct WtsmgrRelationData
 {
 	SMgrRelationData reln;
 	WtsmgrTablespace *wt_tablespace;	/* NULL until known: see
@@ -44,9 +44,9 @@ typedef struct WtSMgrRelationData
 	/* per fork, wt_nsegs[forknum] entries, indexed by segment number */
 	WtsmgrSegment *wt_segs[MAX_FORKNUM + 1];
 	int			wt_nsegs[MAX_FORKNUM + 1];
-} WtSMgrRelationData;
+} WtsmgrRelationData;
 
-typedef WtSMgrRelationData *WtSMgrRelation;
+typedef WtsmgrRelationData *WtsmgrRelation;
 
 /*
  * What the injection point "wtsmgr-atomic-unit" gets, before each unit of a

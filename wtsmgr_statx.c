@@ -65,21 +65,21 @@
 static int	extent_size_hint_kb = 0;
 
 /* statx mask bits and attributes, from the kernel's uapi/linux/stat.h */
-#define WT_STATX_BASIC_STATS		0x000007ffU
-#define WT_STATX_DIOALIGN			0x00002000U
-#define WT_STATX_WRITE_ATOMIC		0x00010000U
-#define WT_STATX_ATTR_WRITE_ATOMIC	0x00400000ULL
+#define WTSMGR_STATX_BASIC_STATS		0x000007ffU
+#define WTSMGR_STATX_DIOALIGN			0x00002000U
+#define WTSMGR_STATX_WRITE_ATOMIC		0x00010000U
+#define WTSMGR_STATX_ATTR_WRITE_ATOMIC	0x00400000ULL
 
 /* uapi struct statx_timestamp */
-typedef struct WtStatxTimestamp
+typedef struct WtsmgrStatxTimestamp
 {
 	int64		tv_sec;
 	uint32		tv_nsec;
 	int32		reserved;
-} WtStatxTimestamp;
+} WtsmgrStatxTimestamp;
 
 /* uapi struct statx, as of Linux 6.16: 256 bytes */
-typedef struct WtStatx
+typedef struct WtsmgrStatx
 {
 	uint32		stx_mask;
 	uint32		stx_blksize;
@@ -93,10 +93,10 @@ typedef struct WtStatx
 	uint64		stx_size;
 	uint64		stx_blocks;
 	uint64		stx_attributes_mask;
-	WtStatxTimestamp stx_atime;
-	WtStatxTimestamp stx_btime;
-	WtStatxTimestamp stx_ctime;
-	WtStatxTimestamp stx_mtime;
+	WtsmgrStatxTimestamp stx_atime;
+	WtsmgrStatxTimestamp stx_btime;
+	WtsmgrStatxTimestamp stx_ctime;
+	WtsmgrStatxTimestamp stx_mtime;
 	uint32		stx_rdev_major;
 	uint32		stx_rdev_minor;
 	uint32		stx_dev_major;
@@ -112,18 +112,18 @@ typedef struct WtStatx
 	uint32		stx_atomic_write_unit_max_opt;
 	uint32		spare2;
 	uint64		spare3[8];
-} WtStatx;
+} WtsmgrStatx;
 
-StaticAssertDecl(sizeof(WtStatx) == 256, "struct statx is 256 bytes");
-StaticAssertDecl(offsetof(WtStatx, stx_attributes) == 0x08,
+StaticAssertDecl(sizeof(WtsmgrStatx) == 256, "struct statx is 256 bytes");
+StaticAssertDecl(offsetof(WtsmgrStatx, stx_attributes) == 0x08,
 				 "stx_attributes at 0x08");
-StaticAssertDecl(offsetof(WtStatx, stx_dio_mem_align) == 0x98,
+StaticAssertDecl(offsetof(WtsmgrStatx, stx_dio_mem_align) == 0x98,
 				 "stx_dio_mem_align at 0x98");
-StaticAssertDecl(offsetof(WtStatx, stx_atomic_write_unit_min) == 0xa8,
+StaticAssertDecl(offsetof(WtsmgrStatx, stx_atomic_write_unit_min) == 0xa8,
 				 "stx_atomic_write_unit_min at 0xa8");
-StaticAssertDecl(offsetof(WtStatx, stx_atomic_write_segments_max) == 0xb0,
+StaticAssertDecl(offsetof(WtsmgrStatx, stx_atomic_write_segments_max) == 0xb0,
 				 "stx_atomic_write_segments_max at 0xb0");
-StaticAssertDecl(offsetof(WtStatx, stx_atomic_write_unit_max_opt) == 0xb8,
+StaticAssertDecl(offsetof(WtsmgrStatx, stx_atomic_write_unit_max_opt) == 0xb8,
 				 "stx_atomic_write_unit_max_opt at 0xb8");
 
 /* Filesystem magic numbers, from the kernel's uapi/linux/magic.h */
@@ -168,14 +168,14 @@ static int
 read_limits(int dirfd, const char *path, int flags, int fd,
 			WtsmgrAtomicLimits *limits)
 {
-	WtStatx		stx;
+	WtsmgrStatx stx;
 	struct statfs sfs;
 
 	memset(limits, 0, sizeof(*limits));
 	memset(&stx, 0, sizeof(stx));
 
 	if (syscall(SYS_statx, dirfd, path, flags,
-				WT_STATX_BASIC_STATS | WT_STATX_DIOALIGN | WT_STATX_WRITE_ATOMIC,
+				WTSMGR_STATX_BASIC_STATS | WTSMGR_STATX_DIOALIGN | WTSMGR_STATX_WRITE_ATOMIC,
 				&stx) != 0)
 		return -1;
 	if ((fd >= 0 ? fstatfs(fd, &sfs) : statfs(path, &sfs)) != 0)
@@ -185,14 +185,14 @@ read_limits(int dirfd, const char *path, int flags, int fd,
 	limits->dev_major = stx.stx_dev_major;
 	limits->dev_minor = stx.stx_dev_minor;
 
-	if (stx.stx_mask & WT_STATX_DIOALIGN)
+	if (stx.stx_mask & WTSMGR_STATX_DIOALIGN)
 	{
 		limits->dio_mem_align = stx.stx_dio_mem_align;
 		limits->dio_offset_align = stx.stx_dio_offset_align;
 	}
 
-	if ((stx.stx_mask & WT_STATX_WRITE_ATOMIC) &&
-		(stx.stx_attributes & WT_STATX_ATTR_WRITE_ATOMIC))
+	if ((stx.stx_mask & WTSMGR_STATX_WRITE_ATOMIC) &&
+		(stx.stx_attributes & WTSMGR_STATX_ATTR_WRITE_ATOMIC))
 	{
 		limits->atomic_supported = true;
 		limits->unit_min = stx.stx_atomic_write_unit_min;
