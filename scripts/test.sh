@@ -34,7 +34,9 @@
 #    fail, pgbench, a crash, recovery, and every write seen by the kernel;
 #    scripts/process-death.sh: writes held in the block layer (blkio
 #    throttling) while their process dies, and a start with a tablespace
-#    whose filesystem hangs; and scripts/torn-crash.sh: a simulated disk
+#    whose filesystem hangs; scripts/exporter.sh: wtsmgr's views through
+#    prometheus-postgres-exporter and the query file in monitoring/,
+#    against SQL and the WAL; and scripts/torn-crash.sh: a simulated disk
 #    that loses and tears writes at a crash, under stock PostgreSQL,
 #    under wtsmgr, and under wtsmgr with every write through its
 #    doublewrite area (WTSMGR_TORN_STATES crash states per configuration,
@@ -232,6 +234,12 @@ run_suite_as_root fragment-audit "$count_regress" \
 # that hangs at start: writes held back with blkio throttling.
 run_suite_as_root process-death "$count_regress" \
 	"$work/src/scripts/process-death.sh" "$prefix" "$work/death"
+
+# wtsmgr's views as Prometheus metrics: prometheus-postgres-exporter with
+# monitoring/postgres_exporter/wtsmgr-queries.yaml, scraped and compared
+# with SQL and the WAL.
+run_suite_as_root exporter "$count_regress" \
+	"$work/src/scripts/exporter.sh" "$prefix" "$work/exporter"
 
 # A disk that loses and tears the writes in its cache at a crash: stock
 # PostgreSQL with full_page_writes = off must be corrupted by it, with
