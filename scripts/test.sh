@@ -31,7 +31,9 @@
 #    fail, pgbench, a crash, recovery, and every write seen by the kernel;
 #    scripts/process-death.sh: writes held in the block layer (blkio
 #    throttling) while their process dies, and a start with a tablespace
-#    whose filesystem hangs; and scripts/torn-crash.sh: a simulated disk
+#    whose filesystem hangs; scripts/patroni.sh: failover, rejoin through
+#    pg_rewind and switchover under Patroni with etcd; and
+#    scripts/torn-crash.sh: a simulated disk
 #    that loses and tears writes at a crash, under stock PostgreSQL,
 #    under wtsmgr, and under wtsmgr with every write through its
 #    doublewrite area (WTSMGR_TORN_STATES crash states per configuration,
@@ -221,6 +223,12 @@ run_suite_as_root fragment-audit "$count_regress" \
 # that hangs at start: writes held back with blkio throttling.
 run_suite_as_root process-death "$count_regress" \
 	"$work/src/scripts/process-death.sh" "$prefix" "$work/death"
+
+# Patroni with etcd: a killed leader fails over and rejoins through the
+# patched pg_rewind with the rewind role of docs/patroni.md, then a
+# planned switchover back.
+run_suite_as_root patroni "$count_regress" \
+	"$work/src/scripts/patroni.sh" "$prefix" "$work/patroni"
 
 # A disk that loses and tears the writes in its cache at a crash: stock
 # PostgreSQL with full_page_writes = off must be corrupted by it, with
