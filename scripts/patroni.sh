@@ -36,6 +36,13 @@
 # C. pg_rewind connecting with a role that has only Patroni's four grants
 #    is refused before it touches the target (the error of patch 0004),
 #    so that (A) passing means the extra grants are what made it work.
+# D. Patroni's single-user crash recovery, whose work on every block
+#    changed since the last common checkpoint the rewind then overwrites,
+#    run the same way on a copy of the crashed n1 taken in (A): it must
+#    run with wtsmgr's resource manager registered (asked in that session;
+#    control: not without shared_preload_libraries), over WAL that lacks
+#    images (pg_waldump counts), and leave pgbench's balances agreeing and
+#    pg_amcheck --heapallindexed clean.
 #
 # Everything (Patroni, PostgreSQL, etcd, pgbench, the data directories,
 # the atomic mount if this script mounted it) is removed on exit, also on
