@@ -76,11 +76,15 @@ configure_flags+=(--with-liburing --with-openssl --with-icu --with-lz4
 
 # Build dependencies, all from bookworm's main archive (libfuse3-dev and
 # fuse3 for test/tornsim, the torn-write simulator of scripts/torn-crash.sh;
-# prometheus-postgres-exporter for scripts/exporter.sh).
+# prometheus-postgres-exporter for scripts/exporter.sh; patroni,
+# etcd-server, curl and iproute2 for scripts/patroni.sh: without
+# recommends, patroni pulls in Python modules and libpq, no PostgreSQL
+# server and no postgresql-common).
 build_deps=(build-essential bison flex pkg-config bzip2 libreadline-dev
 	zlib1g-dev libssl-dev libicu-dev liburing-dev liblz4-dev libzstd-dev
 	libipc-run-perl xfsprogs strace util-linux-extra
-	libfuse3-dev fuse3 prometheus-postgres-exporter)
+	libfuse3-dev fuse3 prometheus-postgres-exporter patroni etcd-server curl
+	iproute2)
 
 install_deps()
 {

@@ -36,7 +36,9 @@
 #    throttling) while their process dies, and a start with a tablespace
 #    whose filesystem hangs; scripts/exporter.sh: wtsmgr's views through
 #    prometheus-postgres-exporter and the query file in monitoring/,
-#    against SQL and the WAL; and scripts/torn-crash.sh: a simulated disk
+#    against SQL and the WAL; scripts/patroni.sh: failover, rejoin through
+#    pg_rewind and switchover under Patroni with etcd; and
+#    scripts/torn-crash.sh: a simulated disk
 #    that loses and tears writes at a crash, under stock PostgreSQL,
 #    under wtsmgr, and under wtsmgr with every write through its
 #    doublewrite area (WTSMGR_TORN_STATES crash states per configuration,
@@ -240,6 +242,12 @@ run_suite_as_root process-death "$count_regress" \
 # with SQL and the WAL.
 run_suite_as_root exporter "$count_regress" \
 	"$work/src/scripts/exporter.sh" "$prefix" "$work/exporter"
+
+# Patroni with etcd: a killed leader fails over and rejoins through the
+# patched pg_rewind with the rewind role of docs/patroni.md, then a
+# planned switchover back.
+run_suite_as_root patroni "$count_regress" \
+	"$work/src/scripts/patroni.sh" "$prefix" "$work/patroni"
 
 # A disk that loses and tears the writes in its cache at a crash: stock
 # PostgreSQL with full_page_writes = off must be corrupted by it, with
