@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/build-server.sh -- build the patched PostgreSQL 18 that wtsmgr needs.
 #
-# Usage: scripts/build-server.sh [--flavor debug|release|stock|debug-smallseg]
+# Usage: scripts/build-server.sh [--flavor debug|release|stock|debug-smallseg|debug-asan]
 #                                [--source DIR]
 #                                [--refresh-source] [--print-prefix]
 #
@@ -14,6 +14,17 @@
 #                     (--with-segsize-blocks=8), so that tests cross
 #                     segment boundaries with small relations; builds the
 #                     server, its programs and amcheck, nothing else
+#   --flavor debug-asan
+#                     test only: debug built with AddressSanitizer and
+#                     UndefinedBehaviorSanitizer (-fsanitize=address,undefined
+#                     -fno-sanitize-recover=all), at -O1 to keep the build
+#                     short; builds the server, its programs, amcheck and
+#                     pg_walinspect (what scripts/test.sh's sanitize suite
+#                     runs), nothing else; with -DUSE_VALGRIND, whose hooks
+#                     test/asan/valgrind/memcheck.h turns into ASan
+#                     poisoning, so that ASan sees overreads of palloc'd
+#                     memory.  Its binaries need ASAN_OPTIONS with
+#                     detect_leaks=0 (PostgreSQL does not free at exit)
 #   --source DIR      build this PostgreSQL 18 source tree (e.g. a git
 #                     checkout) instead of Debian's source package; if it
 #                     lacks the hooks, patches/ are applied to a copy
@@ -44,7 +55,7 @@ while [ $# -gt 0 ]; do
 		--source=*) source_dir=${1#*=}; shift ;;
 		--refresh-source) refresh=1; shift ;;
 		--print-prefix) print_prefix=1; shift ;;
-		-h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+		-h|--help) sed -n '2,46p' "$0"; exit 0 ;;
 		*) die "unknown option $1" "see $0 --help" ;;
 	esac
 done
@@ -57,6 +68,9 @@ else
 	exec 3>&1
 fi
 
+ldflags=
+cppflags=
+asan_shim=
 case $flavor in
 	debug)
 		configure_flags=(--enable-debug --enable-cassert --enable-tap-tests
@@ -66,10 +80,25 @@ case $flavor in
 		configure_flags=(--enable-debug --enable-cassert --enable-tap-tests
 			--enable-injection-points --with-segsize-blocks=8)
 		cflags="-O2 -g" ;;
+	debug-asan)
+		configure_flags=(--enable-debug --enable-cassert --enable-tap-tests
+			--enable-injection-points)
+		# As PostgreSQL's own CI: every report is fatal, frames kept for
+		# the stack traces.  -O1 rather than -O2: a shorter build, and
+		# ASan's checks are no weaker for it.
+		cflags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+		ldflags="-fsanitize=address,undefined"
+		# PostgreSQL's Valgrind hooks (USE_VALGRIND) carried out by ASan
+		# (test/asan/valgrind/memcheck.h): without them ASan cannot see
+		# an overread of a palloc'd chunk, which lies inside a block
+		# malloc'd whole.  The shim is copied into the build ($base).
+		asan_shim=$WTSMGR_ROOT/test/asan/valgrind/memcheck.h
+		[ -f "$asan_shim" ] || die "missing $asan_shim"
+		cppflags="-DUSE_VALGRIND -I@BASE@/asan-include" ;;
 	release|stock)
 		configure_flags=(--enable-tap-tests)
 		cflags="-O2" ;;
-	*) die "unknown flavor '$flavor'" "use --flavor debug, release, stock or debug-smallseg" ;;
+	*) die "unknown flavor '$flavor'" "use --flavor debug, release, stock, debug-smallseg or debug-asan" ;;
 esac
 configure_flags+=(--with-liburing --with-openssl --with-icu --with-lz4
 	--with-zstd --with-readline)
@@ -216,9 +245,11 @@ else
 fi
 
 key=$(printf '%s\n' "recipe 1" "$source_id" "$patch_sum" "$flavor" \
-	"${configure_flags[*]}" "$cflags" | sha256sum | cut -c1-12)
+	"${configure_flags[*]}" "$cflags" ${ldflags:+"$ldflags"} ${cppflags:+"$cppflags"} \
+	${asan_shim:+"$(sha256sum <"$asan_shim")"} | sha256sum | cut -c1-12)
 base=$WTSMGR_CACHE_DIR/pg-$upver-$flavor-$key
 prefix=$base/install
+cppflags=${cppflags//@BASE@/$base}
 
 if [ -f "$base/.complete" ]; then
 	say "PostgreSQL $upver ($flavor) with wtsmgr's patches is cached in $prefix"
@@ -257,11 +288,26 @@ elif ! has_hooks "$src"; then
 fi
 
 mkdir -p "$base/build"
+if [ -n "$asan_shim" ]; then
+	mkdir -p "$base/asan-include/valgrind"
+	cp "$asan_shim" "$base/asan-include/valgrind/memcheck.h"
+fi
 cd "$base/build"
+# The sanitized flavor's own programs run during the build (zic at
+# install, configure's tests): without this, LeakSanitizer fails them.
+[ -n "$ldflags" ] && export ASAN_OPTIONS=detect_leaks=0
 run_logged "$base/configure.log" "configure" \
-	env CFLAGS="$cflags" "$src/configure" --prefix="$prefix" "${configure_flags[@]}"
+	env CFLAGS="$cflags" ${ldflags:+LDFLAGS="$ldflags"} ${cppflags:+CPPFLAGS="$cppflags"} \
+	"$src/configure" --prefix="$prefix" "${configure_flags[@]}"
 jobs=$(($(nproc) + 1))
-if [ "$flavor" = debug-smallseg ]; then
+if [ "$flavor" = debug-asan ]; then
+	# only what the sanitize suite uses: the server, its programs,
+	# amcheck and pg_walinspect (sql/ and t/016)
+	run_logged "$base/make.log" "compile server, amcheck and pg_walinspect (make -j$jobs)" \
+		sh -c "make -j$jobs && make -j$jobs -C contrib/amcheck && make -j$jobs -C contrib/pg_walinspect"
+	run_logged "$base/install.log" "install into $prefix" \
+		sh -c "make install && make -C contrib/amcheck install && make -C contrib/pg_walinspect install"
+elif [ "$flavor" = debug-smallseg ]; then
 	# only what its tests use: the server, its programs, amcheck
 	run_logged "$base/make.log" "compile server and amcheck (make -j$jobs)" \
 		sh -c "make -j$jobs && make -j$jobs -C contrib/amcheck"

@@ -4,9 +4,11 @@
 # Usage: scripts/test.sh
 #
 # 1. Builds (or reuses) the patched PostgreSQL 18 server, debug flavor, and
-#    the test-only debug-smallseg flavor (64 kB segment files).
+#    the test-only flavors debug-smallseg (64 kB segment files) and
+#    debug-asan (sanitizers).
 # 2. Builds and installs wtsmgr into those servers, with -Werror: a
-#    compiler warning fails the run.
+#    compiler warning fails the run (not for debug-asan, whose -O1 build
+#    only adds sanitizer checks).
 # 3. As root, makes an XFS filesystem on a loop device, which has atomic
 #    writes, and exports its path as WTSMGR_ATOMIC_DIR; otherwise uses
 #    WTSMGR_ATOMIC_DIR if you set it, or tells you which tests are skipped.
@@ -23,6 +25,9 @@
 #      and t/030_checkpoint_runs.pl and t/031_bgwriter_runs.pl again, whose
 #      runs must then be split at segment boundaries, against the
 #      debug-smallseg server;
+#    - sql/ and t/001, t/004 and t/016 against the debug-asan server
+#      (AddressSanitizer and UndefinedBehaviorSanitizer), failing on any
+#      sanitizer report (scripts/sanitize.sh);
 #    - PostgreSQL's own regression suite against a wtsmgr-preloaded server
 #      whose data directory is on the atomic filesystem;
 #    - pg_rewind's own TAP suite (scripts/core-rewind.sh), since core patches
@@ -56,6 +61,9 @@ pg_config=$prefix/bin/pg_config
 # Relations that span segment files, without gigabytes of data; cached
 # like the debug build, so it is built once.
 ss_prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor debug-smallseg --print-prefix)
+# Built with AddressSanitizer and UndefinedBehaviorSanitizer, for the
+# sanitize suite; cached the same way.
+asan_prefix=$("$WTSMGR_ROOT/scripts/build-server.sh" --flavor debug-asan --print-prefix)
 # shellcheck disable=SC1091
 . "$prefix/wtsmgr-build.info"	# source=, build=, version=
 
@@ -70,8 +78,9 @@ ensure_user
 # the tree: pg_regress and prove write their results next to the tests.
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/wtsmgr-test.XXXXXX")
 chmod 755 "$work"
-# The small-segment server gets its own copy: wtsmgr is compiled for it.
-for copy in src smallseg; do
+# The small-segment and the sanitized servers get copies of their own:
+# wtsmgr is compiled for each.
+for copy in src smallseg asan; do
 	mkdir -p "$work/$copy"
 	tar -C "$WTSMGR_ROOT" --exclude=.git --exclude='*.o' --exclude='*.so' \
 		--exclude='*.bc' --exclude=tmp_check --exclude=tmp_check_regress \
@@ -79,6 +88,12 @@ for copy in src smallseg; do
 done
 say "building and installing wtsmgr into $ss_prefix (with -Werror)"
 make -s -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" COPT=-Werror install >/dev/null
+# PGXS compiles it with the server's own -fsanitize flags (pg_config's
+# CFLAGS, CPPFLAGS and LDFLAGS).  That pg_config is instrumented too, and
+# LeakSanitizer would fail it: PostgreSQL's programs do not free at exit.
+say "building and installing wtsmgr into $asan_prefix"
+ASAN_OPTIONS=detect_leaks=0 \
+	make -s -C "$work/asan" PG_CONFIG="$asan_prefix/bin/pg_config" install >/dev/null
 if is_root; then
 	chown -R "$WTSMGR_USER" "$work"
 fi
@@ -204,6 +219,13 @@ run_suite tap "$count_prove" \
 run_suite tap-smallseg "$count_prove" \
 	make -C "$work/smallseg" PG_CONFIG="$ss_prefix/bin/pg_config" installcheck \
 	REGRESS= PROVE_TESTS='t/010_small_segments.pl t/030_checkpoint_runs.pl t/031_bgwriter_runs.pl' PROVE_FLAGS=-v
+
+# sql/ and a few TAP tests (SQL functions and views, the write path on the
+# atomic filesystem, statistics) under ASan and UBSan: any report fails.
+mkdir -p "$work/sanitize-reports"
+is_root && chown "$WTSMGR_USER" "$work/sanitize-reports"
+run_suite sanitize "$count_prove" \
+	"$work/src/scripts/sanitize.sh" "$asan_prefix" "$work/asan" "$work/sanitize-reports"
 
 # PostgreSQL's own regression suite, on the atomic filesystem when there
 # is one, against a server with wtsmgr preloaded.
