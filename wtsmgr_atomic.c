@@ -149,7 +149,11 @@ typedef struct SegmentRun
 	uint32		nblocks;
 	bool		new_blocks;		/* past the end of the file */
 	WtsmgrSegment *seg;
+	/* the plan: units of atomic writes, or none and why */
 	int			flags;			/* for atomic writes */
+	uint32		nunits;
+	WtsmgrUnit	units[WTSMGR_MAX_RUN];
+	int			fallback_cause; /* with no units: errno or WTSMGR_FALLBACK_* */
 	/* what was done, for the counters and the fsync request */
 	uint32		atomic_blocks;
 	uint32		atomic_units;
@@ -160,7 +164,7 @@ static WtsmgrSegment *get_segment(WtsmgrRelation wreln, ForkNumber forknum,
 								  BlockNumber segno);
 static WtsmgrSegment *open_segment(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 								   ForkNumber forknum, BlockNumber segno,
-								   bool create);
+								   WtsmgrSegment *seg, bool create);
 static void atomic_write(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 						 ForkNumber forknum, BlockNumber blocknum,
 						 const void **buffers, BlockNumber nblocks,
@@ -404,17 +408,17 @@ unshare_segment(File file, const char *path)
 }
 
 /*
- * Open our descriptor of a segment file: O_DIRECT, or, on a filesystem
- * without it (tmpfs), a plain one, through which only writes that need no
- * atomicity (the doublewrite area's, and new blocks) are made.  create is
- * for extension, which may begin a new segment file, as md.c's does.  A new
- * file gets the extent size hint; any file is checked once with statx.
+ * Open our descriptor of a segment file, whose entry get_segment() gave:
+ * O_DIRECT, or, on a filesystem without it (tmpfs), a plain one, through
+ * which only writes that need no atomicity (the doublewrite area's, and new
+ * blocks) are made.  create is for extension, which may begin a new segment
+ * file, as md.c's does.  A new file gets the extent size hint; any file is
+ * checked once with statx.
  */
 static WtsmgrSegment *
 open_segment(WtsmgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
-			 BlockNumber segno, bool create)
+			 BlockNumber segno, WtsmgrSegment *seg, bool create)
 {
-	WtsmgrSegment *seg = get_segment(wreln, forknum, segno);
 	int			flags = O_RDWR | PG_BINARY | (create ? O_CREAT : 0);
 	char		path[MAXPGPATH];
 
@@ -570,39 +574,20 @@ pad_previous_segments(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 }
 
 /*
- * Ask the checkpointer to fsync a segment we wrote, as md.c's
- * register_dirty_segment() does; if its queue is full, fsync it ourselves.
+ * Ask the checkpointer to fsync a segment we wrote, through md.c's own
+ * request (patch 0008): the segment is md.c's file, synced by its handler.
  */
 static void
-register_dirty_segment(WtsmgrRelation wreln, ForkNumber forknum,
-					   BlockNumber segno, File file)
+request_segment_fsync(WtsmgrRelation wreln, ForkNumber forknum,
+					  BlockNumber segno, File file)
 {
-	FileTag		tag;
 	bool		drop = false;
 
 	/* lets crash tests drop the request, to show that they would notice */
 	INJECTION_POINT("wtsmgr-register-sync", &drop);
 	if (drop)
 		return;
-
-	memset(&tag, 0, sizeof(tag));
-	tag.handler = SYNC_HANDLER_MD;
-	tag.rlocator = wreln->reln.smgr_rlocator.locator;
-	tag.forknum = forknum;
-	tag.segno = segno;
-
-	if (!RegisterSyncRequest(&tag, SYNC_REQUEST, false))
-	{
-		ereport(DEBUG1,
-				(errmsg_internal("could not forward fsync request because request queue is full")));
-		if (FileSync(file, WAIT_EVENT_DATA_FILE_SYNC) < 0)
-			ereport(data_sync_elevel(ERROR),
-					(errcode_for_file_access(),
-					 errmsg("could not fsync file \"%s\": %m",
-							FilePathName(file)),
-					 errdetail("The checkpointer's request queue was full. The written blocks remain dirty in shared buffers and will be written again."),
-					 errhint("Check the file's filesystem for errors.")));
-	}
+	mdregisterdirtysegment(&wreln->reln, forknum, segno, file);
 }
 
 /*
@@ -700,15 +685,14 @@ report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
 }
 
 /*
- * A unit's iovecs: the blocks' own buffers, joining neighbours in memory,
- * or one bounce buffer holding a copy of them.
+ * A unit's iovecs: the blocks' own buffers, joining neighbours in memory as
+ * md.c does (patch 0008 exports its helper), or one bounce buffer holding a
+ * copy of them.
  */
 static int
 unit_iovecs(const WtsmgrUnit *unit, const void **buffers, char **bounce,
 			struct iovec *iov)
 {
-	int			niov = 0;
-
 	if (unit->bounce)
 	{
 		char	   *dst = *bounce;
@@ -720,21 +704,8 @@ unit_iovecs(const WtsmgrUnit *unit, const void **buffers, char **bounce,
 		*bounce += (size_t) unit->nblocks * BLCKSZ;
 		return 1;
 	}
-
-	for (uint32 i = unit->first; i < unit->first + unit->nblocks; i++)
-	{
-		if (niov > 0 &&
-			(const char *) iov[niov - 1].iov_base + iov[niov - 1].iov_len ==
-			(const char *) buffers[i])
-			iov[niov - 1].iov_len += BLCKSZ;
-		else
-		{
-			iov[niov].iov_base = unconstify(void *, buffers[i]);
-			iov[niov].iov_len = BLCKSZ;
-			niov++;
-		}
-	}
-	return niov;
+	return mdbufferstoiovec(iov, (void **) (buffers + unit->first),
+							(int) unit->nblocks);
 }
 
 /*
@@ -904,48 +875,96 @@ write_blocks_singly(SegmentRun *run, const WtsmgrUnit *unit,
 }
 
 /*
- * Plan a run's units and write them, each atomically or, if it cannot be,
- * through the way out.
+ * Step 1 of write_segment_run(): open the segment and plan how its blocks go
+ * down.  An extension that begins a segment, or the first in this opening
+ * of the relation, pads the segments before it first (see
+ * pad_previous_segments()).
+ *
+ * Units are planned with the limits statx gave for this very file when it
+ * was opened: the kernel holds the write to them.  The tablespace's probe
+ * may have looked at another filesystem (a file moved behind a link), or
+ * failed and read only its directory, while writes there stay atomic.  A
+ * plan of no units means every block takes the way out, for the reason in
+ * fallback_cause: the file cannot take atomic writes (as on a standby
+ * replaying WAL that lacks the tablespace's images onto storage that
+ * tears), the kernel broke its promise there (report_short_write()), or no
+ * unit of one block is a valid atomic write in it.
  */
-static uint32
-write_units(SegmentRun *run)
+static void
+plan_segment_run(SegmentRun *run, bool skipFsync, bool create)
 {
-	const WtsmgrAtomicLimits *limits = &run->seg->limits;
-	WtsmgrUnit	units[WTSMGR_MAX_RUN];
+	WtsmgrSegment *seg = get_segment(run->wreln, run->forknum, run->segno);
+	const WtsmgrAtomicLimits *limits;
+
+	/* only writes segments before this one: seg stays where it is */
+	if (run->new_blocks && run->segno > 0 && seg->file == 0)
+		pad_previous_segments(run->wreln, run->ts, run->forknum, run->segno,
+							  skipFsync);
+	run->seg = open_segment(run->wreln, run->ts, run->forknum, run->segno,
+							seg, create);
+
+	run->flags = RWF_ATOMIC;
+	if (durability == WTSMGR_DURABILITY_DSYNC)
+		run->flags |= RWF_DSYNC;
+	run->nunits = 0;
+	if (!run->seg->atomic)
+	{
+		run->fallback_cause = WTSMGR_FALLBACK_FILE;
+		return;
+	}
+	if (wtsmgr_ts_atomic_distrusted(run->ts))
+	{
+		run->fallback_cause = WTSMGR_FALLBACK_SHORT;
+		return;
+	}
+
+	limits = &run->seg->limits;
+	run->nunits = wtsmgr_plan_units(run->segblock, run->nblocks, BLCKSZ,
+									limits->unit_min, limits->unit_max,
+									limits->segments_max,
+									Max(limits->dio_mem_align, 1),
+									(const void *const *) run->buffers,
+									run->units);
+	if (run->nunits == 0)
+	{
+		wtsmgr_stat_count(run->ts, WTSMGR_STAT_REFUSALS, 1);
+		run->fallback_cause = EINVAL;
+	}
+}
+
+/*
+ * Step 2: write the planned units, each atomically or, if it cannot be,
+ * through the way out; with no units, every block through the way out.
+ */
+static void
+submit_segment_run(SegmentRun *run)
+{
 	struct iovec iov[WTSMGR_MAX_RUN];	/* at most one per block */
 	int			fd = FileGetRawDesc(run->seg->file);
 	char	   *bounce;
-	uint32		nunits;
 
-	nunits = wtsmgr_plan_units(run->segblock, run->nblocks, BLCKSZ,
-							   limits->unit_min, limits->unit_max,
-							   limits->segments_max,
-							   Max(limits->dio_mem_align, 1),
-							   (const void *const *) run->buffers, units);
+	if (run->nunits == 0)
+	{
+		fallback_write(run, 0, run->nblocks, run->fallback_cause);
+		return;
+	}
+
 	if (bounce_area == NULL)
 		bounce_area = MemoryContextAllocAligned(TopMemoryContext,
 												(Size) WTSMGR_MAX_RUN * BLCKSZ,
 												PG_IO_ALIGN_SIZE, 0);
-	if (nunits == 0)
-	{
-		/* no unit of one block is a valid atomic write there */
-		wtsmgr_stat_count(run->ts, WTSMGR_STAT_REFUSALS, 1);
-		fallback_write(run, 0, run->nblocks, EINVAL);
-		return 0;
-	}
-
 	bounce = bounce_area;
-	for (uint32 u = 0; u < nunits; u++)
+	for (uint32 u = 0; u < run->nunits; u++)
 	{
-		const WtsmgrUnit *unit = &units[u];
+		const WtsmgrUnit *unit = &run->units[u];
 		off_t		offset = (off_t) (run->segblock + unit->first) * BLCKSZ;
 		size_t		len = (size_t) unit->nblocks * BLCKSZ;
 		int			niov = unit_iovecs(unit, run->buffers, &bounce, iov);
 		ssize_t		written = 0;	/* set with WTSMGR_WRITTEN_SHORT */
 		int			rc;
 
-		rc = write_unit(fd, iov, niov, offset, len, run->flags, u, nunits,
-						&written);
+		rc = write_unit(fd, iov, niov, offset, len, run->flags, u,
+						run->nunits, &written);
 		if (rc == 0)
 		{
 			run->atomic_blocks += unit->nblocks;
@@ -966,13 +985,46 @@ write_units(SegmentRun *run)
 		else
 			fallback_write(run, unit->first, unit->nblocks, rc);
 	}
-	return nunits;
+}
+
+/*
+ * Step 3: count what was done, and have what was written atomically
+ * fsynced; the doublewrite area's writes are durable already.
+ */
+static void
+account_segment_run(SegmentRun *run, bool skipFsync)
+{
+	wtsmgr_stat_count(run->ts, WTSMGR_STAT_ATOMIC_WRITES, run->atomic_blocks);
+	wtsmgr_stat_count(run->ts, WTSMGR_STAT_ATOMIC_UNITS, run->atomic_units);
+	if (run->nunits > 1)
+		wtsmgr_stat_count(run->ts, WTSMGR_STAT_BATCHES, 1);
+	wtsmgr_stat_count(run->ts, WTSMGR_STAT_DOUBLEWRITES, run->doublewritten);
+	wtsmgr_stat_count(run->ts, WTSMGR_STAT_WRITE_BYTES,
+					  (uint64) run->nblocks * BLCKSZ);
+
+	if (!skipFsync && durability == WTSMGR_DURABILITY_FSYNC &&
+		run->atomic_blocks > 0)
+		request_segment_fsync(run->wreln, run->forknum, run->segno,
+							  run->seg->file);
+
+	/*
+	 * A direct write drops the range from the kernel's page cache, where a
+	 * buffered write would have left it: a block that shared buffers evict
+	 * later is then read from the device, not from the cache.  If asked, have
+	 * the kernel read the range back in the background.  New blocks are left
+	 * alone.
+	 */
+	if (reread_written && !run->new_blocks)
+		(void) posix_fadvise(FileGetRawDesc(run->seg->file),
+							 (off_t) run->segblock * BLCKSZ,
+							 (off_t) run->nblocks * BLCKSZ,
+							 POSIX_FADV_WILLNEED);
 }
 
 /*
  * Write blocks [blocknum, blocknum + nblocks) of one segment, none of them
- * torn by any crash.  create: the segment file may be created; new_blocks:
- * the blocks lie past the end of the file.
+ * torn by any crash: plan, submit, account.  create: the segment file may
+ * be created; new_blocks: the blocks lie past the end of the file.
  */
 static void
 write_segment_run(WtsmgrRelation wreln, WtsmgrTablespace *ts,
@@ -981,7 +1033,6 @@ write_segment_run(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 				  bool create, bool new_blocks)
 {
 	SegmentRun	run = {0};
-	uint32		nunits = 0;
 
 	Assert(nblocks > 0 && nblocks <= WTSMGR_MAX_RUN);
 
@@ -993,63 +1044,11 @@ write_segment_run(WtsmgrRelation wreln, WtsmgrTablespace *ts,
 	run.buffers = buffers;
 	run.nblocks = nblocks;
 	run.new_blocks = new_blocks;
-	run.flags = RWF_ATOMIC;
-	if (durability == WTSMGR_DURABILITY_DSYNC)
-		run.flags |= RWF_DSYNC;
 	Assert(run.segblock + nblocks <= RELSEG_SIZE);
 
-	/*
-	 * An extension that begins a segment, or the first in this opening of the
-	 * relation, checks the segments before it: see pad_previous_segments().
-	 */
-	if (new_blocks && run.segno > 0 &&
-		get_segment(wreln, forknum, run.segno)->file == 0)
-		pad_previous_segments(wreln, ts, forknum, run.segno, skipFsync);
-
-	/*
-	 * Units are planned with the limits statx gives for this very file, read
-	 * when it was opened: the kernel holds the write to them.  The
-	 * tablespace's probe may have looked at another filesystem (a file moved
-	 * behind a link), or failed and read only its directory, while writes
-	 * there stay atomic.
-	 */
-	run.seg = open_segment(wreln, ts, forknum, run.segno, create);
-	if (run.seg->atomic && !wtsmgr_ts_atomic_distrusted(ts))
-		nunits = write_units(&run);
-	else
-	{
-		/*
-		 * The file cannot take atomic writes (as on a standby replaying WAL
-		 * that lacks the tablespace's images onto storage that tears), or the
-		 * kernel broke its promise there (report_short_write()).
-		 */
-		fallback_write(&run, 0, nblocks,
-					   run.seg->atomic ? WTSMGR_FALLBACK_SHORT : WTSMGR_FALLBACK_FILE);
-	}
-
-	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_WRITES, run.atomic_blocks);
-	wtsmgr_stat_count(ts, WTSMGR_STAT_ATOMIC_UNITS, run.atomic_units);
-	if (nunits > 1)
-		wtsmgr_stat_count(ts, WTSMGR_STAT_BATCHES, 1);
-	wtsmgr_stat_count(ts, WTSMGR_STAT_DOUBLEWRITES, run.doublewritten);
-	wtsmgr_stat_count(ts, WTSMGR_STAT_WRITE_BYTES, (uint64) nblocks * BLCKSZ);
-
-	/* the doublewrite area's writes are durable already */
-	if (!skipFsync && durability == WTSMGR_DURABILITY_FSYNC &&
-		run.atomic_blocks > 0)
-		register_dirty_segment(wreln, forknum, run.segno, run.seg->file);
-
-	/*
-	 * A direct write drops the range from the kernel's page cache, where a
-	 * buffered write would have left it: a block that shared buffers evict
-	 * later is then read from the device, not from the cache.  If asked, have
-	 * the kernel read the range back in the background.  New blocks are left
-	 * alone.
-	 */
-	if (reread_written && !new_blocks)
-		(void) posix_fadvise(FileGetRawDesc(run.seg->file),
-							 (off_t) run.segblock * BLCKSZ,
-							 (off_t) nblocks * BLCKSZ, POSIX_FADV_WILLNEED);
+	plan_segment_run(&run, skipFsync, create);
+	submit_segment_run(&run);
+	account_segment_run(&run, skipFsync);
 }
 
 /*
