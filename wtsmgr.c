@@ -227,7 +227,7 @@ wtsmgr_create(SMgrRelation reln, ForkNumber forknum, bool isRedo)
 	mdcreate(reln, forknum, isRedo);
 	/* a tablespace re-created under the same OID is probed anew here */
 	if (CritSectionCount == 0)
-		(void) wtsmgr_get_tablespace(reln->smgr_rlocator.locator.spcOid, true);
+		(void) wtsmgr_recheck_tablespace(reln->smgr_rlocator.locator.spcOid);
 	wtsmgr_stat_count(wtsmgr_relation_tablespace(reln), WTSMGR_STAT_CREATES, 1);
 }
 

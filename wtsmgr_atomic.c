@@ -265,7 +265,7 @@ wtsmgr_relation_tablespace(SMgrRelation reln)
 
 		if (CritSectionCount > 0)
 			return wtsmgr_find_tablespace(spcoid);
-		wreln->wt_tablespace = wtsmgr_get_tablespace(spcoid, false);
+		wreln->wt_tablespace = wtsmgr_enter_tablespace(spcoid);
 	}
 	return wreln->wt_tablespace;
 }

@@ -430,7 +430,7 @@ wtsmgr_redo(XLogReaderState *record)
 		if (stat(dir, &st) != 0 && errno == ENOENT)
 			continue;
 
-		ts = wtsmgr_get_tablespace(spcoid, false);
+		ts = wtsmgr_enter_tablespace(spcoid);
 		if (ts == NULL)
 			ereport(FATAL,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

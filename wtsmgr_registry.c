@@ -448,7 +448,7 @@ publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
  * filesystem hangs must not stop the server from starting; so the
  * postmaster probes nothing itself, and neither does the startup process
  * ahead of recovery.  A tablespace is probed by whichever process needs it
- * first (wtsmgr_get_tablespace()): the prober, a process writing to it,
+ * first (wtsmgr_enter_tablespace()): the prober, a process writing to it,
  * or the startup process replaying WAL that says its images were left out
  * (wtsmgr_fpi.c), which is all crash recovery needs.  After a crash restart
  * the prober does not run again; its probes of the tablespaces in use are
@@ -465,8 +465,8 @@ wtsmgr_prober_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	(void) wtsmgr_get_tablespace(DEFAULTTABLESPACE_OID, false);
-	(void) wtsmgr_get_tablespace(GLOBALTABLESPACE_OID, false);
+	(void) wtsmgr_enter_tablespace(DEFAULTTABLESPACE_OID);
+	(void) wtsmgr_enter_tablespace(GLOBALTABLESPACE_OID);
 
 	dir = AllocateDir(PG_TBLSPC_DIR);
 	while ((de = ReadDir(dir, PG_TBLSPC_DIR)) != NULL)
@@ -480,7 +480,7 @@ wtsmgr_prober_main(Datum main_arg)
 		if (errno != 0 || *end != '\0' || end == de->d_name ||
 			oid == InvalidOid || oid > PG_UINT32_MAX)
 			continue;
-		(void) wtsmgr_get_tablespace((Oid) oid, false);
+		(void) wtsmgr_enter_tablespace((Oid) oid);
 	}
 	FreeDir(dir);
 	proc_exit(0);
@@ -520,36 +520,46 @@ wtsmgr_registry_shmem_startup(void)
 }
 
 /*
- * wtsmgr_get_tablespace() -- The entry for a tablespace, probing it first if
- * it is new.  With verify, a known tablespace whose directory is not the one
- * it was probed in (dropped, and another created with its OID) is probed
- * again.  Must not be called in a critical section.
+ * wtsmgr_recheck_tablespace() -- The entry for a tablespace, as
+ * wtsmgr_enter_tablespace() gives it, but a known tablespace whose directory
+ * is not the one it was probed in (dropped, and another created with its
+ * OID) is probed again first.  Must not be called in a critical section.
  */
 WtsmgrTablespace *
-wtsmgr_get_tablespace(Oid spcoid, bool verify)
+wtsmgr_recheck_tablespace(Oid spcoid)
+{
+	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
+	uint64		dev;
+	uint64		ino;
+	bool		same;
+
+	if (ts == NULL)
+		return wtsmgr_enter_tablespace(spcoid);
+
+	wtsmgr_tablespace_dir_identity(spcoid, &dev, &ino);
+	LWLockAcquire(Registry->lock, LW_SHARED);
+	same = (ts->probe.dir_dev == dev && ts->probe.dir_ino == ino);
+	LWLockRelease(Registry->lock);
+	if (same || (dev == 0 && ino == 0))
+		return ts;
+	return wtsmgr_reprobe_tablespace(spcoid);
+}
+
+/*
+ * wtsmgr_enter_tablespace() -- The entry for a tablespace, entering it if it
+ * is new: that probes it, which writes and fsyncs a file in its directory.
+ * Returns NULL if the tablespace is new and the table is full.  Must not be
+ * called in a critical section.
+ */
+WtsmgrTablespace *
+wtsmgr_enter_tablespace(Oid spcoid)
 {
 	static bool warned_full = false;
 	WtsmgrTablespace *ts = wtsmgr_find_tablespace(spcoid);
 	WtsmgrProbe probe;
 
-	if (Registry == NULL)
-		return NULL;
-	if (ts != NULL)
-	{
-		uint64		dev;
-		uint64		ino;
-		bool		same;
-
-		if (!verify)
-			return ts;
-		wtsmgr_tablespace_dir_identity(spcoid, &dev, &ino);
-		LWLockAcquire(Registry->lock, LW_SHARED);
-		same = (ts->probe.dir_dev == dev && ts->probe.dir_ino == ino);
-		LWLockRelease(Registry->lock);
-		if (same || (dev == 0 && ino == 0))
-			return ts;
-		return wtsmgr_reprobe_tablespace(spcoid);
-	}
+	if (Registry == NULL || ts != NULL)
+		return ts;
 
 	/*
 	 * Entries are never removed, so once every one is taken no tablespace can

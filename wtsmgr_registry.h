@@ -62,12 +62,15 @@ extern void wtsmgr_registry_shmem_request(void);
 extern void wtsmgr_registry_shmem_startup(void);
 extern void wtsmgr_registry_on_change(void (*callback) (void));
 
-/* finding entries; wtsmgr_find_tablespace() is safe in critical sections */
+/* finding entries, without I/O: safe in critical sections */
 extern int	wtsmgr_registry_capacity(void);
 extern uint32 wtsmgr_registry_count(void);
 extern WtsmgrTablespace *wtsmgr_registry_entry(uint32 slot);
 extern WtsmgrTablespace *wtsmgr_find_tablespace(Oid spcoid);
-extern WtsmgrTablespace *wtsmgr_get_tablespace(Oid spcoid, bool verify);
+
+/* entering and probing tablespaces: these write a probe file */
+extern WtsmgrTablespace *wtsmgr_enter_tablespace(Oid spcoid);
+extern WtsmgrTablespace *wtsmgr_recheck_tablespace(Oid spcoid);
 extern WtsmgrTablespace *wtsmgr_reprobe_tablespace(Oid spcoid);
 
 /* reading an entry: lock-free, safe in critical sections */
