@@ -90,6 +90,16 @@ tap_done()
 	[ "$_tap_failed" -eq 0 ]
 }
 
+# For the suites that need root: without it, print a plan of one skipped
+# test, saying why ("$1"), and exit.
+skip_unless_root()
+{
+	is_root && return 0
+	echo "1..1"
+	echo "ok 1 # skip $1"
+	exit 0
+}
+
 # SQL that is true when pgbench's balances agree: accounts, branches,
 # tellers and history must sum to the same, whatever transactions ran.
 pgbench_balances_agree="
@@ -150,12 +160,12 @@ ensure_atomic_fs()
 	ensure_xfs_mount atomic-xfs.img 4G "${WTSMGR_ATOMIC_MOUNT:-/mnt/wtsmgr-atomic}"
 }
 
-# Create and start a cluster with wtsmgr preloaded, owned by the
-# unprivileged user: $1 data directory, $2 port, $3 socket directory (also
-# where the server log goes), then extra postgresql.conf lines.  The
-# caller's array initdb_opts, if set, holds more options for initdb.
+# Create a cluster with wtsmgr preloaded, owned by the unprivileged user:
+# $1 data directory, $2 port, $3 socket directory (also where initdb's log
+# goes), then extra postgresql.conf lines.  The caller's array
+# initdb_opts, if set, holds more options for initdb.
 initdb_opts=()
-start_cluster()
+init_cluster()
 {
 	local pgdata=$1 port=$2 sockdir=$3
 	shift 3
@@ -168,8 +178,14 @@ start_cluster()
 		echo "listen_addresses = ''"
 		printf '%s\n' "$@"
 	} | as_user tee -a "$pgdata/postgresql.conf" >/dev/null
-	as_user pg_ctl -D "$pgdata" -l "$sockdir/server.log" -w start >/dev/null ||
-		die "the server did not start" "see $sockdir/server.log"
+}
+
+# init_cluster, then the server started, its log in the socket directory.
+start_cluster()
+{
+	init_cluster "$@"
+	as_user pg_ctl -D "$1" -l "$3/server.log" -w start >/dev/null ||
+		die "the server did not start" "see $3/server.log"
 }
 
 # What a benchmark on one server needs, named $1: the optimized server

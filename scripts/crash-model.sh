@@ -5,12 +5,14 @@
 # Usage: scripts/crash-model.sh PREFIX WORKDIR
 #
 # Needs root: it makes a small XFS filesystem of its own on a loop device
-# (WTSMGR_CRASH_MOUNT, default /mnt/wtsmgr-crash; never the shared ones),
-# and shuts it down with "xfs_io -x -c shutdown" (no log flush, as fstests'
-# godown does): every change its log had not written is lost, as in a power
-# failure, which a kill -9 of PostgreSQL never does.  The server runs as the
-# unprivileged user, with its data directory and pg_wal in WORKDIR (another
-# filesystem) and pgbench's tables in a tablespace on the XFS filesystem.
+# (WTSMGR_CRASH_MOUNT, default /mnt/wtsmgr-crash, its image
+# WTSMGR_CRASH_IMAGE in the cache directory, default crash-xfs.img; never
+# the shared ones), and shuts it down with "xfs_io -x -c shutdown" (no log
+# flush, as fstests' godown does): every change its log had not written is
+# lost, as in a power failure, which a kill -9 of PostgreSQL never does.
+# The server runs as the unprivileged user, with its data directory and
+# pg_wal in WORKDIR (another filesystem) and pgbench's tables in a
+# tablespace on the XFS filesystem.
 #
 # Each cycle: pgbench, a CHECKPOINT under load, and the filesystem shut down
 # as soon as it returns; the server stopped, the filesystem unmounted and
@@ -36,22 +38,19 @@ cycles=${WTSMGR_CRASH_CYCLES:-4}
 export PATH="$prefix/bin:$PATH"
 
 
-if ! is_root; then
-	echo "1..1"
-	echo "ok 1 # skip the crash model needs root (XFS loop mount, shutdown)"
-	exit 0
-fi
+skip_unless_root "the crash model needs root (XFS loop mount, shutdown)"
 command -v xfs_io >/dev/null || die "xfs_io is missing" "apt-get install xfsprogs"
 
 mkdir -p "$workdir"
 chown "$WTSMGR_USER" "$workdir"
-img=$WTSMGR_CACHE_DIR/crash-xfs.img
+img_name=${WTSMGR_CRASH_IMAGE:-crash-xfs.img}
+img=$WTSMGR_CACHE_DIR/$img_name
 mnt=${WTSMGR_CRASH_MOUNT:-/mnt/wtsmgr-crash}
 # A fresh filesystem for every run.
 if mountpoint -q "$mnt"; then
 	umount "$mnt"
 fi
-ensure_xfs_mount crash-xfs.img 1G "$mnt" >/dev/null
+ensure_xfs_mount "$img_name" 1G "$mnt" >/dev/null
 ts=$mnt/ts
 mkdir -p "$ts"
 chown "$WTSMGR_USER" "$ts"
@@ -78,17 +77,8 @@ start()
 	as_user pg_ctl -D "$pgdata" -l "$workdir/server.log" -w -t 300 start >/dev/null
 }
 
-as_user initdb -D "$pgdata" --no-instructions -A trust >"$workdir/initdb.log"
-cat >>"$pgdata/postgresql.conf" <<CONF
-shared_preload_libraries = 'wtsmgr'
-port = $port
-unix_socket_directories = '$sock'
-listen_addresses = ''
-checkpoint_timeout = 1h
-max_wal_size = 4GB
-autovacuum = off
-restart_after_crash = off
-CONF
+init_cluster "$pgdata" "$port" "$sock" "checkpoint_timeout = 1h" "max_wal_size = 4GB" \
+	"autovacuum = off" "restart_after_crash = off"
 start
 q -d postgres -c "CREATE EXTENSION wtsmgr" \
 	-c "CREATE TABLESPACE ts_crash LOCATION '$ts'" \

@@ -43,11 +43,7 @@ workdir=$2
 queries_src=${WTSMGR_EXPORTER_QUERIES:-$WTSMGR_ROOT/monitoring/postgres_exporter/wtsmgr-queries.yaml}
 export PATH="$prefix/bin:$PATH"
 
-if ! is_root; then
-	echo "1..1"
-	echo "ok 1 # skip the exporter suite needs root (the XFS loop mount)"
-	exit 0
-fi
+skip_unless_root "the exporter suite needs root (the XFS loop mount)"
 exporter_bin=$(command -v prometheus-postgres-exporter) ||
 	die "prometheus-postgres-exporter is missing" \
 		"apt-get install prometheus-postgres-exporter (scripts/build-server.sh lists it)"
@@ -300,6 +296,21 @@ bool01()
 	case $1 in true) echo 1 ;; false) echo 0 ;; *) echo "?$1" ;; esac
 }
 
+# A problem unless scrape $1 declares metric $2 of type $3.
+want_type()
+{
+	grep -qx "# TYPE $2 $3" "$1" || problem "no $3 $2"
+}
+
+# A problem unless series $2 of tablespace $3 in scrape $1 has the labels
+# server and tablespace, and no other.
+want_ts_labels()
+{
+	local got
+	got=$(mlabelnames "$1" "$2" "$3")
+	[ "$got" = "server,tablespace" ] || problem "$2{tablespace=$3}: labels $got"
+}
+
 # The checks of a scrape $1 against readings $2 (before) and $3 (after);
 # each prints 1 or 0.
 
@@ -310,24 +321,18 @@ check_series()
 	local m=$1 r=$2 name ts want got
 	problems=()
 	for name in $ts_gauges; do
-		grep -qx "# TYPE wtsmgr_tablespace_$name gauge" "$m" ||
-			problem "no gauge wtsmgr_tablespace_$name"
+		want_type "$m" "wtsmgr_tablespace_$name" gauge
 	done
-	grep -qx "# TYPE wtsmgr_tablespace_status_info gauge" "$m" ||
-		problem "no gauge wtsmgr_tablespace_status_info"
+	want_type "$m" wtsmgr_tablespace_status_info gauge
 	for name in $io_counters; do
-		grep -qx "# TYPE wtsmgr_stat_io_${name}_total counter" "$m" ||
-			problem "no counter wtsmgr_stat_io_${name}_total"
+		want_type "$m" "wtsmgr_stat_io_${name}_total" counter
 	done
 	for name in $wal_counters; do
-		grep -qx "# TYPE pg_stat_wal_${name}_total counter" "$m" ||
-			problem "no counter pg_stat_wal_${name}_total"
+		want_type "$m" "pg_stat_wal_${name}_total" counter
 	done
 	for ts in $(stablespaces "$r" ts.untorn_blocks); do
 		for name in $ts_gauges; do
-			got=$(mlabelnames "$m" "wtsmgr_tablespace_$name" "$ts")
-			[ "$got" = "server,tablespace" ] ||
-				problem "wtsmgr_tablespace_$name{tablespace=$ts}: labels $got"
+			want_ts_labels "$m" "wtsmgr_tablespace_$name" "$ts"
 		done
 		want=$(echo "$info_labels server tablespace" | tr -s ' \t\n' '\n' | sort | paste -sd,)
 		got=$(mlabelnames "$m" wtsmgr_tablespace_status_info "$ts")
@@ -337,9 +342,7 @@ check_series()
 	done
 	for ts in $(stablespaces "$r" io.writes); do
 		for name in $io_counters; do
-			got=$(mlabelnames "$m" "wtsmgr_stat_io_${name}_total" "$ts")
-			[ "$got" = "server,tablespace" ] ||
-				problem "wtsmgr_stat_io_${name}_total{tablespace=$ts}: labels $got"
+			want_ts_labels "$m" "wtsmgr_stat_io_${name}_total" "$ts"
 		done
 	done
 	for name in $wal_counters; do
@@ -458,6 +461,19 @@ check_status()
 	tap_check "$([ "$st" = 200 ] && echo 1 || echo 0)" "$2: /metrics answers 200 (got $st)"
 }
 
+# TAP: the four checks of scrape $1 against its readings, $2 naming it.
+check_scrape()
+{
+	tap_check "$(check_series "$1" "$1.before")" \
+		"$2: every series is there, typed, once per tablespace, with its labels"
+	tap_check "$(check_tablespaces "$1" "$1.before" "$1.after")" \
+		"$2: the tablespace gauges and status labels agree with wtsmgr_tablespaces"
+	tap_check "$(check_counters "$1" "$1.before" "$1.after")" \
+		"$2: the wtsmgr_stat_io counters lie between two SQL readings"
+	tap_check "$(check_wal "$1" "$1.before" "$1.after")" \
+		"$2: the pg_stat_wal counters lie between two SQL readings"
+}
+
 # --- the server -----------------------------------------------------------
 
 say "server in $workdir, ts_atomic in $atomic"
@@ -488,14 +504,7 @@ tap_check "$([ "$(mval "$m1" pg_up -)" = 1 ] &&
 	"the exporter reaches the server (pg_up 1) and its last scrape had no error"
 tap_check "$([ "$(awk -v f="filename=\"$queries\"" 'index($0, "pg_exporter_user_queries_load_error{") == 1 && index($0, f) { print $NF }' "$m1")" = 0 ] &&
 	echo 1 || echo 0)" "the query file loads (pg_exporter_user_queries_load_error 0)"
-tap_check "$(check_series "$m1" "$m1.before")" \
-	"scrape 1: every series is there, typed, once per tablespace, with its labels"
-tap_check "$(check_tablespaces "$m1" "$m1.before" "$m1.after")" \
-	"scrape 1: the tablespace gauges and status labels agree with wtsmgr_tablespaces"
-tap_check "$(check_counters "$m1" "$m1.before" "$m1.after")" \
-	"scrape 1: the wtsmgr_stat_io counters lie between two SQL readings"
-tap_check "$(check_wal "$m1" "$m1.before" "$m1.after")" \
-	"scrape 1: the pg_stat_wal counters lie between two SQL readings"
+check_scrape "$m1" "scrape 1"
 
 # The untorn gauge against the filesystem under each tablespace, as the
 # kernel names it (stat -f), not as wtsmgr does.
@@ -540,14 +549,7 @@ echo "# WAL $lsn_a .. $lsn_b: t_atomic $blocks_atomic blocks changed, $fpi_atomi
 m2=$workdir/scrape2.prom
 reading_scrape "$m2"
 check_status "$m2" "scrape 2"
-tap_check "$(check_series "$m2" "$m2.before")" \
-	"scrape 2: every series is there, typed, once per tablespace, with its labels"
-tap_check "$(check_tablespaces "$m2" "$m2.before" "$m2.after")" \
-	"scrape 2: the tablespace gauges and status labels agree with wtsmgr_tablespaces"
-tap_check "$(check_counters "$m2" "$m2.before" "$m2.after")" \
-	"scrape 2: the wtsmgr_stat_io counters lie between two SQL readings"
-tap_check "$(check_wal "$m2" "$m2.before" "$m2.after")" \
-	"scrape 2: the pg_stat_wal counters lie between two SQL readings"
+check_scrape "$m2" "scrape 2"
 
 # Increase of series $1 (tablespace $2) from scrape 1 to scrape 2.
 delta()

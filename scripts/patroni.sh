@@ -55,11 +55,7 @@ workdir=$2
 grants=${WTSMGR_PATRONI_GRANTS:-wtsmgr}
 export PATH="$prefix/bin:$PATH"
 
-if ! is_root; then
-	echo "1..1"
-	echo "ok 1 # skip the Patroni suite needs root (atomic XFS loop mount)"
-	exit 0
-fi
+skip_unless_root "the Patroni suite needs root (atomic XFS loop mount)"
 for c in patroni patronictl etcd curl; do
 	command -v "$c" >/dev/null ||
 		die "$c is missing" "apt-get install -t bookworm patroni etcd-server curl"
@@ -157,6 +153,18 @@ wait_api()
 {
 	local end=$(($(date +%s) + $3))
 	while [ "$(api_status "$1" "$2")" != 200 ]; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+}
+
+# Wait up to $3 seconds for node $1 to run as replica and stream from
+# node $2.
+wait_streaming()
+{
+	local end=$(($(date +%s) + $3))
+	until [ "$(api_status "$1" replica)" = 200 ] &&
+		[ "$(psql_node "$2" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = '$1' AND state = 'streaming'" 2>/dev/null)" = 1 ]; do
 		[ "$(date +%s)" -lt "$end" ] || return 1
 		sleep 0.2
 	done
@@ -291,6 +299,20 @@ pgbench_on()
 		-c 4 -j 2 -T "$secs" postgres >>"$workdir/pgbench.log" 2>&1
 }
 
+# pgbench_on in the background, its pid in pgbench_pid (which cleanup
+# kills); pgbench_wait waits for it to end, however it ends.
+pgbench_bg()
+{
+	pgbench_on "$@" &
+	pgbench_pid=$!
+}
+
+pgbench_wait()
+{
+	wait "$pgbench_pid" 2>/dev/null || true
+	pgbench_pid=
+}
+
 # The checks after node $2 rejoined leader $1: replay caught up, the same
 # rows, amcheck clean on both.  $3 names the step.
 check_same_data()
@@ -400,15 +422,13 @@ for n in "${nodes[@]}"; do
 done
 
 # A. The leader dies with everything it runs.
-pgbench_on n1 60 &
-pgbench_pid=$!
+pgbench_bg n1 60
 sleep 8
 # shellcheck disable=SC2046 # one pid a word
 kill -KILL "${patroni_pid[n1]}" $(pg_pids n1)
 t_kill=$(now)
 patroni_pid[n1]=
-wait "$pgbench_pid" 2>/dev/null || true
-pgbench_pid=
+pgbench_wait
 wait_api n2 primary 60 && ok=1 || ok=0
 failover_s=$(elapsed "$t_kill")
 echo "# A: failover: n2 leads ${failover_s} s after the SIGKILL"
@@ -422,16 +442,7 @@ cp -a "$datadirs/n1" "$crashcopy"
 log_from=$(stat -c %s "$workdir/n1/patroni.log")
 t_start=$(now)
 start_patroni n1
-ok=0
-end=$(($(date +%s) + 90))
-while [ "$(date +%s)" -lt "$end" ]; do
-	if [ "$(api_status n1 replica)" = 200 ] &&
-		[ "$(psql_node n2 -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'n1' AND state = 'streaming'" 2>/dev/null)" = 1 ]; then
-		ok=1
-		break
-	fi
-	sleep 0.2
-done
+wait_streaming n1 n2 90 && ok=1 || ok=0
 rejoin_s=$(elapsed "$t_start")
 echo "# A: rejoin: n1 streams from n2 ${rejoin_s} s after its Patroni started"
 tap_check "$ok" "A: n1 rejoined as replica of n2"
@@ -496,8 +507,7 @@ rm -rf "$crashcopy"
 if [ "$a_rejoined" != 1 ]; then
 	tap_check 0 "B: switchover not tried: n1 did not rejoin in (A)"
 else
-	pgbench_on n2 15 &
-	pgbench_pid=$!
+	pgbench_bg n2 15
 	sleep 4
 	log_from=$(stat -c %s "$workdir/n2/patroni.log")
 	t_sw=$(now)
@@ -508,18 +518,8 @@ else
 	switchover_s=$(elapsed "$t_sw")
 	echo "# B: switchover: n1 leads ${switchover_s} s after patronictl switchover"
 	tap_check "$ok" "B: patronictl switchover made n1 leader"
-	wait "$pgbench_pid" 2>/dev/null || true
-	pgbench_pid=
-	ok=0
-	end=$(($(date +%s) + 90))
-	while [ "$(date +%s)" -lt "$end" ]; do
-		if [ "$(api_status n2 replica)" = 200 ] &&
-			[ "$(psql_node n1 -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'n2' AND state = 'streaming'" 2>/dev/null)" = 1 ]; then
-			ok=1
-			break
-		fi
-		sleep 0.2
-	done
+	pgbench_wait
+	wait_streaming n2 n1 90 && ok=1 || ok=0
 	rejoin2_s=$(elapsed "$t_sw")
 	echo "# B: rejoin: n2 streams from n1 ${rejoin2_s} s after patronictl switchover"
 	tap_check "$ok" "B: n2 rejoined as replica of n1"

@@ -67,11 +67,7 @@ rate=${WTSMGR_DEATH_RATE:-32768}
 start_timeout=${WTSMGR_DEATH_START_TIMEOUT:-15}
 export PATH="$prefix/bin:$PATH"
 
-if ! is_root; then
-	echo "1..1"
-	echo "ok 1 # skip the process-death tests need root (loop mount, blkio cgroups)"
-	exit 0
-fi
+skip_unless_root "the process-death tests need root (loop mount, blkio cgroups)"
 blkio=/sys/fs/cgroup/blkio
 if [ ! -w "$blkio/cgroup.procs" ] || [ ! -e "$blkio/blkio.throttle.write_bps_device" ]; then
 	die "no cgroup v1 blkio hierarchy with throttling at $blkio" \
@@ -183,21 +179,11 @@ blocks_older_than()
 	disk_lsns "$1" "$2" "$3" | awk -v lsn="$4" '$1 < lsn {n++} END {print n + 0}'
 }
 
-as_user initdb -D "$pgdata" --no-instructions -A trust >"$workdir/initdb.log"
 mkdir -p "$sock"
 chown "$WTSMGR_USER" "$sock"
-cat >>"$pgdata/postgresql.conf" <<CONF
-shared_preload_libraries = 'wtsmgr'
-port = $port
-unix_socket_directories = '$sock'
-listen_addresses = ''
-checkpoint_timeout = 1h
-max_wal_size = 1GB
-autovacuum = off
-bgwriter_lru_maxpages = 0
-io_combine_limit = 16
-restart_after_crash = on
-CONF
+init_cluster "$pgdata" "$port" "$sock" "checkpoint_timeout = 1h" "max_wal_size = 1GB" \
+	"autovacuum = off" "bgwriter_lru_maxpages = 0" "io_combine_limit = 16" \
+	"restart_after_crash = on"
 start
 q -d postgres -c "CREATE EXTENSION wtsmgr" \
 	-c "CREATE EXTENSION amcheck" \

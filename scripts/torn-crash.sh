@@ -103,11 +103,7 @@ mnt=${WTSMGR_TORN_MOUNT:-/mnt/wtsmgr-torn-$$}
 keep=${WTSMGR_TORN_KEEP:-0}
 device_size=$((1024 * 1024 * 1024))
 
-if ! is_root; then
-	echo "1..1"
-	echo "ok 1 # skip the torn-write simulator needs root (FUSE, loop devices, mounts)"
-	exit 0
-fi
+skip_unless_root "the torn-write simulator needs root (FUSE, loop devices, mounts)"
 case $sector in
 	512|4096) ;;
 	*) die "WTSMGR_TORN_SECTOR must be 512 or 4096, not '$sector'" ;;

@@ -190,6 +190,20 @@ log_next(LogReader *r, bool want_data)
 	return true;
 }
 
+/*
+ * Is the record just read (with its payload) the mark "mark": a mark record
+ * whose text is mark, alone or as its first line?
+ */
+static bool
+is_mark(const LogReader *r, const char *mark)
+{
+	size_t		l = strlen(mark);
+
+	return r->rec.type == TORNLOG_MARK && r->rec.len >= l &&
+		memcmp(r->data, mark, l) == 0 &&
+		(r->rec.len == l || r->data[l] == '\n');
+}
+
 static uint16_t
 get16(const unsigned char *p)
 {
@@ -612,22 +626,73 @@ last_at_most(const U64Array *a, uint64_t x)
 	return ans;
 }
 
-/* count_pages() callback of plan --target: a page in the target area? */
-typedef struct TargetCheck
+/*
+ * count_pages() callback context that sorts a write's relation pages by
+ * area, for plan --target (which only asks which areas a write's pages lie
+ * in: table NULL) and for areas (which also follows their copies).
+ */
+typedef struct AreaCount
 {
 	const Areas *areas;
-	int			target;
+	int			copies;			/* the area whose writes are copies */
+	const unsigned char *data;
 	uint64_t	offset;
-	bool		found;
-} TargetCheck;
+	uint64_t	seq;
+	uint64_t	last_flush;		/* seq of the latest flush, or 0 */
+	bool		any_flush;
+	CopyTable  *table;
+	uint64_t	pages[MAX_AREA_NAMES + 1];
+	uint64_t	writes[MAX_AREA_NAMES + 1];
+	bool		in_write[MAX_AREA_NAMES + 1];
+	uint64_t	outside;
+	uint64_t	copied;
+	uint64_t	uncopied;
+} AreaCount;
 
 static void
-check_target(uint64_t at, void *arg)
+count_area_page(uint64_t at, void *arg)
 {
-	TargetCheck *tc = arg;
+	AreaCount  *ac = arg;
+	int			k = area_of(ac->areas, ac->offset + at);
+	int			slot = k == AREA_NONE ? ac->areas->nnames : k;
+	uint64_t	h;
+	uint64_t	copy_seq;
 
-	if (area_of(tc->areas, tc->offset + at) == tc->target)
-		tc->found = true;
+	ac->pages[slot]++;
+	ac->in_write[slot] = true;
+	if (ac->table == NULL)
+		return;					/* plan: which areas, no more */
+	h = page_hash(ac->data + at);
+	if (k == ac->copies)
+	{
+		/* an identical copy that is durable already stays the one */
+		if (!copies_get(ac->table, h, &copy_seq) || !ac->any_flush ||
+			ac->last_flush < copy_seq)
+			copies_put(ac->table, h, ac->seq);
+		return;
+	}
+	ac->outside++;
+	if (copies_get(ac->table, h, &copy_seq) && ac->any_flush &&
+		ac->last_flush > copy_seq)
+		ac->copied++;
+	else
+		ac->uncopied++;
+}
+
+/*
+ * The relation pages of the write just read, sorted by area into ac (when
+ * ac->areas is set): in_write says which areas they lie in.  Returns how
+ * many there are.
+ */
+static int
+count_write_areas(AreaCount *ac, const LogReader *r)
+{
+	ac->data = (unsigned char *) r->data;
+	ac->offset = r->rec.offset;
+	ac->seq = r->rec.seq;
+	memset(ac->in_write, 0, sizeof(ac->in_write));
+	return count_pages(r->rec.offset, ac->data, r->rec.len,
+					   ac->areas ? count_area_page : NULL, ac);
 }
 
 static int
@@ -635,7 +700,8 @@ cmd_plan(const char *path, const char *mark, long states, uint64_t seed,
 		 const char *areas_path, const char *target_name)
 {
 	Areas		areas;
-	TargetCheck target = {0};
+	AreaCount	ac = {0};
+	int			target = AREA_NONE;
 	LogReader	r;
 	U64Array	flushes = {0},
 				targets = {0},
@@ -648,8 +714,8 @@ cmd_plan(const char *path, const char *mark, long states, uint64_t seed,
 	if (areas_path != NULL)
 	{
 		areas_load(&areas, areas_path);
-		target.areas = &areas;
-		target.target = area_index(&areas, target_name);
+		ac.areas = &areas;
+		target = area_index(&areas, target_name);
 	}
 	log_open(&r, path, 0);
 	while (log_next(&r, true))
@@ -657,22 +723,13 @@ cmd_plan(const char *path, const char *mark, long states, uint64_t seed,
 		last_seq = r.rec.seq;
 		if (r.rec.type == TORNLOG_FSYNC)
 			push(&flushes, r.rec.seq);
-		else if (r.rec.type == TORNLOG_MARK && !after_mark)
-		{
-			size_t		l = strlen(mark);
-
-			if (r.rec.len >= l && memcmp(r.data, mark, l) == 0 &&
-				(r.rec.len == l || r.data[l] == '\n'))
-				after_mark = true;
-		}
+		else if (!after_mark && is_mark(&r, mark))
+			after_mark = true;
 		else if (r.rec.type == TORNLOG_WRITE && after_mark)
 		{
-			target.offset = r.rec.offset;
-			target.found = false;
-			if (count_pages(r.rec.offset, (unsigned char *) r.data, r.rec.len,
-							target.areas ? check_target : NULL, &target) > 0)
+			if (count_write_areas(&ac, &r) > 0)
 				push(&targets, r.rec.seq);
-			if (target.found)
+			if (ac.areas != NULL && ac.in_write[target])
 				push(&in_area, r.rec.seq);
 		}
 	}
@@ -680,13 +737,13 @@ cmd_plan(const char *path, const char *mark, long states, uint64_t seed,
 		fail("log \"%s\" has no mark \"%s\"", path, mark);
 	if (targets.n == 0)
 		fail("log \"%s\" has no write of a relation page after mark \"%s\"", path, mark);
-	if (target.areas != NULL && in_area.n == 0)
+	if (ac.areas != NULL && in_area.n == 0)
 		fail("log \"%s\" has no write of a relation page in area \"%s\" after mark \"%s\"",
 			 path, target_name, mark);
 	if (flushes.n == 0)
 		fail("log \"%s\" has no flush", path);
 
-	if (target.areas != NULL)
+	if (ac.areas != NULL)
 		printf("plan seed %" PRIu64 ": %ld states, half among %zu writes of relation pages in area %s, half among all %zu, %zu flushes\n",
 			   seed, states, in_area.n, target_name, targets.n, flushes.n);
 	else
@@ -695,7 +752,7 @@ cmd_plan(const char *path, const char *mark, long states, uint64_t seed,
 	plan = calloc(states, sizeof(PlannedState));
 	for (long k = 0; k < states; k++)
 	{
-		const U64Array *from = target.areas != NULL && k % 2 == 0 ?
+		const U64Array *from = ac.areas != NULL && k % 2 == 0 ?
 			&in_area : &targets;
 		uint64_t	w = from->v[rng_below(&rng, from->n)];
 		long		fi = last_at_most(&flushes, w);
@@ -1043,51 +1100,6 @@ cmd_build(const char *logpath, uint64_t flush, uint64_t crash, uint64_t seed,
 
 /* ---- areas ---- */
 
-typedef struct AreaCount
-{
-	const Areas *areas;
-	int			copies;			/* the area whose writes are copies */
-	const unsigned char *data;
-	uint64_t	offset;
-	uint64_t	seq;
-	uint64_t	last_flush;		/* seq of the latest flush, or 0 */
-	bool		any_flush;
-	CopyTable  *table;
-	uint64_t	pages[MAX_AREA_NAMES + 1];
-	uint64_t	writes[MAX_AREA_NAMES + 1];
-	bool		in_write[MAX_AREA_NAMES + 1];
-	uint64_t	outside;
-	uint64_t	copied;
-	uint64_t	uncopied;
-} AreaCount;
-
-static void
-count_area_page(uint64_t at, void *arg)
-{
-	AreaCount  *ac = arg;
-	int			k = area_of(ac->areas, ac->offset + at);
-	int			slot = k == AREA_NONE ? ac->areas->nnames : k;
-	uint64_t	h = page_hash(ac->data + at);
-	uint64_t	copy_seq;
-
-	ac->pages[slot]++;
-	ac->in_write[slot] = true;
-	if (k == ac->copies)
-	{
-		/* an identical copy that is durable already stays the one */
-		if (!copies_get(ac->table, h, &copy_seq) || !ac->any_flush ||
-			ac->last_flush < copy_seq)
-			copies_put(ac->table, h, ac->seq);
-		return;
-	}
-	ac->outside++;
-	if (copies_get(ac->table, h, &copy_seq) && ac->any_flush &&
-		ac->last_flush > copy_seq)
-		ac->copied++;
-	else
-		ac->uncopied++;
-}
-
 static int
 cmd_areas(const char *path, const char *mark, const char *areas_path,
 		  const char *copies_name)
@@ -1112,21 +1124,11 @@ cmd_areas(const char *path, const char *mark, const char *areas_path,
 			ac.last_flush = r.rec.seq;
 			ac.any_flush = true;
 		}
-		else if (r.rec.type == TORNLOG_MARK && !after_mark)
-		{
-			size_t		l = strlen(mark);
-
-			if (r.rec.len >= l && memcmp(r.data, mark, l) == 0 &&
-				(r.rec.len == l || r.data[l] == '\n'))
-				after_mark = true;
-		}
+		else if (!after_mark && is_mark(&r, mark))
+			after_mark = true;
 		else if (r.rec.type == TORNLOG_WRITE && after_mark)
 		{
-			ac.data = (unsigned char *) r.data;
-			ac.offset = r.rec.offset;
-			ac.seq = r.rec.seq;
-			memset(ac.in_write, 0, sizeof(ac.in_write));
-			count_pages(r.rec.offset, ac.data, r.rec.len, count_area_page, &ac);
+			count_write_areas(&ac, &r);
 			for (int k = 0; k <= areas.nnames; k++)
 				ac.writes[k] += ac.in_write[k];
 		}

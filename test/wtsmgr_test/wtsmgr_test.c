@@ -92,6 +92,14 @@
 
 PG_MODULE_MAGIC;
 
+/*
+ * The prototype of an injection point callback of this module, exported so
+ * that InjectionPointAttach() finds it by name.
+ */
+#define INJECTION_CALLBACK(fn) \
+	extern PGDLLEXPORT void fn(const char *name, const void *private_data, \
+							   void *arg)
+
 static int	untorn_tablespace_oid = 0;
 
 /*
@@ -127,49 +135,6 @@ _PG_init(void)
 	xlog_untorn_block_hook = wtsmgr_test_block_is_untorn;
 }
 
-/*
- * Injection point callback: fail this atomic write with the errno given at
- * attach time, once.
- */
-extern PGDLLEXPORT void wtsmgr_test_fail_write(const char *name,
-											   const void *private_data,
-											   void *arg);
-
-void
-wtsmgr_test_fail_write(const char *name, const void *private_data, void *arg)
-{
-	*(int *) arg = *(const int *) private_data;
-	InjectionPointDetach(name);
-}
-
-PG_FUNCTION_INFO_V1(wtsmgr_test_fail_next_write);
-
-Datum
-wtsmgr_test_fail_next_write(PG_FUNCTION_ARGS)
-{
-	char	   *errname = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	int			err;
-
-	if (strcmp(errname, "EINVAL") == 0)
-		err = EINVAL;
-	else if (strcmp(errname, "EOPNOTSUPP") == 0)
-		err = EOPNOTSUPP;
-	else if (strcmp(errname, "ENOSPC") == 0)
-		err = ENOSPC;
-	else if (strcmp(errname, "EIO") == 0)
-		err = EIO;
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unsupported errno name \"%s\"", errname),
-				 errhint("Use EINVAL, EOPNOTSUPP, ENOSPC or EIO.")));
-
-	InjectionPointAttach("wtsmgr-atomic-write", library,
-						 "wtsmgr_test_fail_write", &err, sizeof(err));
-	PG_RETURN_VOID();
-}
-
 static int
 errno_from_name(const char *errname)
 {
@@ -189,12 +154,48 @@ errno_from_name(const char *errname)
 }
 
 /*
+ * What wtsmgr_test_fail_next_write() and wtsmgr_test_fail_writes() share:
+ * attach callback, from the library named by SQL argument 1, to
+ * "wtsmgr-atomic-write", with the errno named by SQL argument 0.
+ */
+static void
+attach_write_failure(FunctionCallInfo fcinfo, const char *callback)
+{
+	char	   *errname = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int			err = errno_from_name(errname);
+
+	InjectionPointAttach("wtsmgr-atomic-write", library, callback,
+						 &err, sizeof(err));
+}
+
+/*
+ * Injection point callback: fail this atomic write with the errno given at
+ * attach time, once.
+ */
+INJECTION_CALLBACK(wtsmgr_test_fail_write);
+
+void
+wtsmgr_test_fail_write(const char *name, const void *private_data, void *arg)
+{
+	*(int *) arg = *(const int *) private_data;
+	InjectionPointDetach(name);
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_fail_next_write);
+
+Datum
+wtsmgr_test_fail_next_write(PG_FUNCTION_ARGS)
+{
+	attach_write_failure(fcinfo, "wtsmgr_test_fail_write");
+	PG_RETURN_VOID();
+}
+
+/*
  * Injection point callback: fail this atomic write with the errno given at
  * attach time, and stay attached for the next one.
  */
-extern PGDLLEXPORT void wtsmgr_test_fail_every_write(const char *name,
-													 const void *private_data,
-													 void *arg);
+INJECTION_CALLBACK(wtsmgr_test_fail_every_write);
 
 void
 wtsmgr_test_fail_every_write(const char *name, const void *private_data,
@@ -208,12 +209,7 @@ PG_FUNCTION_INFO_V1(wtsmgr_test_fail_writes);
 Datum
 wtsmgr_test_fail_writes(PG_FUNCTION_ARGS)
 {
-	char	   *errname = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	int			err = errno_from_name(errname);
-
-	InjectionPointAttach("wtsmgr-atomic-write", library,
-						 "wtsmgr_test_fail_every_write", &err, sizeof(err));
+	attach_write_failure(fcinfo, "wtsmgr_test_fail_every_write");
 	PG_RETURN_VOID();
 }
 
@@ -237,9 +233,7 @@ typedef struct UnitFaultSpec
 /* set once a torn unit was written, in the process that wrote it */
 static bool torn_written = false;
 
-extern PGDLLEXPORT void wtsmgr_test_unit_fault(const char *name,
-											   const void *private_data,
-											   void *arg);
+INJECTION_CALLBACK(wtsmgr_test_unit_fault);
 
 void
 wtsmgr_test_unit_fault(const char *name, const void *private_data, void *arg)
@@ -305,9 +299,7 @@ wtsmgr_test_clear_unit_fault(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(InjectionPointDetach("wtsmgr-atomic-unit"));
 }
 
-extern PGDLLEXPORT void wtsmgr_test_crash(const char *name,
-										  const void *private_data,
-										  void *arg);
+INJECTION_CALLBACK(wtsmgr_test_crash);
 
 void
 wtsmgr_test_crash(const char *name, const void *private_data, void *arg)
@@ -333,9 +325,7 @@ wtsmgr_test_crash_at(PG_FUNCTION_ARGS)
  * Injection point callback: drop the fsync request of a segment file that
  * wtsmgr wrote, so that no checkpoint makes the write durable.
  */
-extern PGDLLEXPORT void wtsmgr_test_drop_sync(const char *name,
-											  const void *private_data,
-											  void *arg);
+INJECTION_CALLBACK(wtsmgr_test_drop_sync);
 
 void
 wtsmgr_test_drop_sync(const char *name, const void *private_data, void *arg)
