@@ -397,14 +397,14 @@ unshare_segment(File file, const char *path)
 				(errcode_for_file_access(),
 				 errmsg("could not unshare the blocks of file \"%s\" before writing it atomically: %m",
 						path),
-				 errdetail("The file shares %lld bytes of blocks with another file (a reflink copy, e.g. from file_copy_method = clone); wtsmgr gives it blocks of its own first. The blocks to write stay dirty in shared buffers.",
+				 errdetail("The file shares %lld bytes with another file, a copy made by reflink (as with file_copy_method = clone).",
 						   (long long) size),
 				 errhint("Free space on the tablespace's filesystem.")));
 	}
 	ereport(LOG,
-			(errmsg("wtsmgr unshared the blocks of file \"%s\" (%lld bytes) before writing it atomically",
+			(errmsg("unshared the blocks of file \"%s\" (%lld bytes) before writing it atomically",
 					path, (long long) size),
-			 errdetail("The file shared blocks with another file (a reflink copy); atomic writes to shared blocks would each need new space.")));
+			 errdetail("The file shared blocks with a copy made by reflink; each atomic write to a shared block would need new space.")));
 }
 
 /*
@@ -439,7 +439,6 @@ open_segment(WtsmgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for atomic writes: %m", path),
-				 errdetail("wtsmgr writes relation files in tablespaces with atomic writes through a second, O_DIRECT descriptor. The blocks to write stay dirty in shared buffers."),
 				 errhint("Check the file's permissions and the limit on open files.")));
 	}
 
@@ -492,7 +491,7 @@ open_segment(WtsmgrRelation wreln, WtsmgrTablespace *ts, ForkNumber forknum,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("file \"%s\" in a tablespace with atomic writes cannot be written atomically",
 							path),
-					 errdetail("%s. Its blocks are written through wtsmgr's doublewrite area, which costs three durable writes each.",
+					 errdetail("The check of the file reported: %s. Its blocks are written through the doublewrite area, at three durable writes each.",
 							   reason),
 					 errhint("Check how the file came to be there, then run wtsmgr_probe() on its tablespace.")));
 		}
@@ -534,7 +533,6 @@ segment_nblocks(WtsmgrRelation wreln, ForkNumber forknum, BlockNumber segno)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", path),
-				 errdetail("wtsmgr checks that the segments before a new one are full, as md.c does. The blocks to write stay dirty in shared buffers."),
 				 errhint("Check the file's permissions and its filesystem.")));
 	}
 	return (int64) (st.st_size / BLCKSZ);
@@ -630,13 +628,13 @@ note_fallback(SegmentRun *run, int cause, off_t offset, uint32 nblocks)
 					 ERRCODE_DISK_FULL : ERRCODE_IO_ERROR),
 			 errmsg("atomic writes to tablespace %u (\"%s\") fail: %m",
 					info.spcoid, dir),
-			 errdetail_plural("%u block of file \"%s\" at offset %lld was written through wtsmgr's doublewrite area instead, which no crash can leave torn. Each block written so costs three durable writes.",
-							  "%u blocks of file \"%s\" at offset %lld were written through wtsmgr's doublewrite area instead, which no crash can leave torn. Each block written so costs three durable writes.",
+			 errdetail_plural("%u block of file \"%s\" at offset %lld was written through the doublewrite area instead, at three durable writes.",
+							  "%u blocks of file \"%s\" at offset %lld were written through the doublewrite area instead, at three durable writes each.",
 							  nblocks, nblocks, FilePathName(run->seg->file),
 							  (long long) offset),
 			 (cause == ENOSPC || cause == EDQUOT) ?
-			 errhint("Free space on the tablespace's filesystem. Copy-on-write atomic writes need a free extent for every overwrite, which fragmented free space lacks long before the filesystem is full.") :
-			 errhint("Check the tablespace with SELECT * FROM wtsmgr_probe(...).")));
+			 errhint("Free space on the tablespace's filesystem: copy-on-write atomic writes need free extents, which fragmented free space lacks long before the filesystem is full.") :
+			 errhint("Check the tablespace's filesystem and device, then run wtsmgr_probe() on the tablespace.")));
 }
 
 /*
@@ -662,8 +660,8 @@ report_short_write(SegmentRun *run, off_t offset, size_t len, ssize_t written)
 			 errmsg("an atomic write of %zu bytes to file \"%s\" at offset %lld completed short: %zd bytes",
 					len, FilePathName(run->seg->file), (long long) offset,
 					written),
-			 errdetail("The kernel promised the write would be done whole or not at all. Its blocks are written again through wtsmgr's doublewrite area, and the tablespace keeps its full-page images from now on."),
-			 errhint("Report this with the kernel version and the filesystem; once the cause is fixed, re-probe the tablespace with wtsmgr_probe().")));
+			 errdetail("The blocks are written again through the doublewrite area, and the tablespace keeps its full-page images from now on."),
+			 errhint("Report this kernel bug with the kernel version and the filesystem; once it is fixed, run wtsmgr_probe() on the tablespace.")));
 }
 
 /*
@@ -680,7 +678,6 @@ report_write_failure(WtsmgrTablespace *ts, File file, off_t offset,
 			(errcode_for_file_access(),
 			 errmsg("could not write %zu bytes atomically to file \"%s\" at offset %lld: %m",
 					len, FilePathName(file), (long long) offset),
-			 errdetail("The blocks stay dirty in shared buffers and nothing is lost; they are written again once the cause is fixed."),
 			 errhint("Check the tablespace's filesystem and device.")));
 }
 
@@ -797,7 +794,6 @@ fallback_write(SegmentRun *run, uint32 first, uint32 n, int cause)
 				(errcode_for_file_access(),
 				 errmsg("could not reopen file \"%s\": %m",
 						FilePathName(run->seg->file)),
-				 errdetail("The blocks stay dirty in shared buffers and nothing is lost."),
 				 errhint("Check the limit on open files (max_files_per_process).")));
 
 	target.locator = run->wreln->reln.smgr_rlocator.locator;

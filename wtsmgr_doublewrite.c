@@ -250,9 +250,8 @@ open_area(void)
 		dw_file = 0;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not open wtsmgr's doublewrite area \"%s\": %m",
+				 errmsg("could not open doublewrite area \"%s\": %m",
 						WTSMGR_DW_FILE),
-				 errdetail("A block that cannot be written atomically is written through the doublewrite area. The blocks to write stay dirty in shared buffers."),
 				 errhint("The startup process creates the file; restart the server if it was removed.")));
 	}
 	if (header_area == NULL)
@@ -308,8 +307,9 @@ invalidate_region(int region)
 		errno = err;
 		ereport(PANIC,
 				(errcode_for_file_access(),
-				 errmsg("could not invalidate region %d of wtsmgr's doublewrite area \"%s\": %m",
-						region, WTSMGR_DW_FILE)));
+				 errmsg("could not invalidate region %d of doublewrite area \"%s\": %m",
+						region, WTSMGR_DW_FILE),
+				 errhint("Check the filesystem of the data directory.")));
 	}
 }
 
@@ -334,7 +334,7 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not reopen wtsmgr's doublewrite area \"%s\": %m",
+				 errmsg("could not reopen doublewrite area \"%s\": %m",
 						WTSMGR_DW_FILE),
 				 errhint("Check the limit on open files (max_files_per_process).")));
 
@@ -386,10 +386,11 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 		errno = err;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not write to wtsmgr's doublewrite area \"%s\": %m",
+				 errmsg("could not write to doublewrite area \"%s\": %m",
 						WTSMGR_DW_FILE),
-				 errdetail("%d blocks of file \"%s\" could not be written atomically and were to be written through the doublewrite area; they were not written and stay dirty in shared buffers.",
-						   nblocks, target->path),
+				 errdetail_plural("%d block of file \"%s\" was to be written through it and was not written.",
+								  "%d blocks of file \"%s\" were to be written through it and were not written.",
+								  nblocks, nblocks, target->path),
 				 errhint("Check the filesystem of the data directory.")));
 	}
 
@@ -418,9 +419,10 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 		errno = err;
 		ereport(PANIC,
 				(errcode_for_file_access(),
-				 errmsg("could not write %d blocks to file \"%s\" at offset %lld after copying them to wtsmgr's doublewrite area: %m",
+				 errmsg("could not write %d blocks to file \"%s\" at offset %lld after copying them to the doublewrite area: %m",
 						nblocks, target->path, (long long) target->offset),
-				 errdetail("The blocks may be torn; the startup process writes them again from the doublewrite area.")));
+				 errdetail("The blocks may be torn; the startup process writes them again from the doublewrite area."),
+				 errhint("Check the tablespace's filesystem and device.")));
 	}
 	invalidate_region(region);
 	LWLockRelease(&DwShared->locks[region].lock);
@@ -431,7 +433,7 @@ write_through_region(const WtsmgrDwTarget *target, const void **buffers,
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not extend file \"%s\": %m", target->path),
-				 errdetail("The new blocks could not be written atomically, nor plainly through wtsmgr's doublewrite area."),
+				 errdetail("The new blocks could not be written atomically, nor through the doublewrite area."),
 				 errhint("Check free disk space.")));
 	}
 }
@@ -472,18 +474,18 @@ region_is_valid(const WtsmgrDwHeader *hdr, int region, const char *pages,
 				const char **why)
 {
 	if (hdr->version != WTSMGR_DW_VERSION || hdr->blcksz != BLCKSZ)
-		*why = "it was written by another version of wtsmgr";
+		*why = gettext_noop("It was written by another version of wtsmgr.");
 	else if (hdr->region != (uint32) region ||
 			 hdr->nblocks < 1 || hdr->nblocks > WTSMGR_DW_BLOCKS ||
 			 header_crc(hdr) != hdr->crc)
-		*why = "its header is incomplete";
+		*why = gettext_noop("Its header is incomplete, so none of its blocks had been written in place yet.");
 	else
 	{
 		for (uint32 i = 0; i < hdr->nblocks; i++)
 		{
 			if (page_crc(pages + (size_t) i * BLCKSZ) != hdr->entries[i].page_crc)
 			{
-				*why = "a copy in it is incomplete";
+				*why = gettext_noop("A copy in it is incomplete, so none of its blocks had been written in place yet.");
 				return false;
 			}
 		}
@@ -517,13 +519,14 @@ restore_block(const WtsmgrDwEntry *entry, const char *page)
 		if (errno == ENOENT)
 		{
 			ereport(LOG,
-					(errmsg("wtsmgr did not restore block %u of file \"%s\" from the doublewrite area: the file does not exist",
-							entry->blocknum, segpath)));
+					(errmsg("did not restore block %u of file \"%s\" from the doublewrite area",
+							entry->blocknum, segpath),
+					 errdetail("The file does not exist: it was removed after the copy was made.")));
 			return false;
 		}
 		ereport(FATAL,
 				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" to restore block %u from wtsmgr's doublewrite area: %m",
+				 errmsg("could not open file \"%s\" to restore block %u from the doublewrite area: %m",
 						segpath, entry->blocknum),
 				 errhint("Fix the file's permissions or its filesystem, and start the server again.")));
 	}
@@ -534,7 +537,7 @@ restore_block(const WtsmgrDwEntry *entry, const char *page)
 			errno = ENOSPC;
 		ereport(FATAL,
 				(errcode_for_file_access(),
-				 errmsg("could not restore block %u of file \"%s\" from wtsmgr's doublewrite area: %m",
+				 errmsg("could not restore block %u of file \"%s\" from the doublewrite area: %m",
 						entry->blocknum, segpath),
 				 errdetail("The block may be torn; recovery cannot start before it is restored."),
 				 errhint("Fix the cause and start the server again; the doublewrite area keeps the copy until then.")));
@@ -591,14 +594,15 @@ ensure_area(void)
 	if (pg_fsync(fd) != 0)
 		ereport(FATAL,
 				(errcode_for_file_access(),
-				 errmsg("could not fsync file \"%s\": %m", tmp)));
+				 errmsg("could not fsync file \"%s\": %m", tmp),
+				 errhint("Check the filesystem of the data directory.")));
 	CloseTransientFile(fd);
 
 	/* durable_rename() fsyncs the file, the directory and the new name */
 	(void) durable_rename(tmp, WTSMGR_DW_FILE, FATAL);
 	fsync_fname(".", true);
 	ereport(LOG,
-			(errmsg("wtsmgr created its doublewrite area \"%s\" (%lld bytes)",
+			(errmsg("created doublewrite area \"%s\" (%lld bytes)",
 					WTSMGR_DW_FILE, (long long) WTSMGR_DW_FILE_SIZE)));
 }
 
@@ -625,8 +629,9 @@ wtsmgr_dw_startup(void)
 	if (fd < 0)
 		ereport(FATAL,
 				(errcode_for_file_access(),
-				 errmsg("could not open wtsmgr's doublewrite area \"%s\": %m",
-						WTSMGR_DW_FILE)));
+				 errmsg("could not open doublewrite area \"%s\": %m",
+						WTSMGR_DW_FILE),
+				 errhint("Check the filesystem of the data directory.")));
 	region_buf = palloc(WTSMGR_DW_REGION_SIZE);
 
 	for (int r = 0; r < WTSMGR_DW_REGIONS; r++)
@@ -640,8 +645,9 @@ wtsmgr_dw_startup(void)
 			WTSMGR_DW_REGION_SIZE)
 			ereport(FATAL,
 					(errcode_for_file_access(),
-					 errmsg("could not read wtsmgr's doublewrite area \"%s\": %m",
-							WTSMGR_DW_FILE)));
+					 errmsg("could not read doublewrite area \"%s\": %m",
+							WTSMGR_DW_FILE),
+					 errhint("Check the filesystem of the data directory.")));
 		if (hdr->magic != WTSMGR_DW_MAGIC)
 			continue;
 		any_valid = true;
@@ -649,9 +655,9 @@ wtsmgr_dw_startup(void)
 		{
 			/* torn before any block of it was written in place */
 			ereport(LOG,
-					(errmsg("wtsmgr ignored region %d of its doublewrite area: %s",
-							r, why),
-					 errdetail("The blocks it was to protect had not been written yet.")));
+					(errmsg("ignored region %d of doublewrite area \"%s\"",
+							r, WTSMGR_DW_FILE),
+					 errdetail_internal("%s", _(why))));
 			continue;
 		}
 		regions++;
@@ -674,14 +680,16 @@ wtsmgr_dw_startup(void)
 				WTSMGR_DW_HEADER_SIZE)
 				ereport(FATAL,
 						(errcode_for_file_access(),
-						 errmsg("could not write wtsmgr's doublewrite area \"%s\": %m",
-								WTSMGR_DW_FILE)));
+						 errmsg("could not write doublewrite area \"%s\": %m",
+								WTSMGR_DW_FILE),
+						 errhint("Check the filesystem of the data directory.")));
 		}
 		if (pg_fsync(fd) != 0)
 			ereport(FATAL,
 					(errcode_for_file_access(),
-					 errmsg("could not fsync wtsmgr's doublewrite area \"%s\": %m",
-							WTSMGR_DW_FILE)));
+					 errmsg("could not fsync doublewrite area \"%s\": %m",
+							WTSMGR_DW_FILE),
+					 errhint("Check the filesystem of the data directory.")));
 		pfree(zeros);
 	}
 	CloseTransientFile(fd);
@@ -689,7 +697,10 @@ wtsmgr_dw_startup(void)
 
 	if (regions > 0)
 		ereport(LOG,
-				(errmsg("wtsmgr restored %d blocks from %d regions of its doublewrite area",
-						restored, regions),
-				 errdetail("Their writes were in progress when the server stopped; recovery starts from whole blocks.")));
+				(errmsg_plural("restored %d block from doublewrite area \"%s\"",
+							   "restored %d blocks from doublewrite area \"%s\"",
+							   restored, restored, WTSMGR_DW_FILE),
+				 errdetail_plural("The copies were in %d region, whose writes were in progress when the server stopped.",
+								  "The copies were in %d regions, whose writes were in progress when the server stopped.",
+								  regions, regions)));
 }

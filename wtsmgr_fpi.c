@@ -436,7 +436,7 @@ wtsmgr_redo(XLogReaderState *record)
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("cannot replay WAL without full-page images for tablespace %u (\"%s\")",
 							spcoid, dir),
-					 errdetail("wtsmgr must protect the writes of the tablespace, but it tracks at most %d tablespaces.",
+					 errdetail("Its writes must be protected, but wtsmgr tracks at most %d tablespaces.",
 							   wtsmgr_registry_capacity()),
 					 errhint("Raise wtsmgr.max_tablespaces and start the server again.")));
 
@@ -450,7 +450,7 @@ wtsmgr_redo(XLogReaderState *record)
 				(errcode(ERRCODE_WARNING),
 				 errmsg("WAL being replayed lacks full-page images for tablespace %u (\"%s\"), whose blocks may tear on this server",
 						spcoid, dir),
-				 errdetail("The server that wrote the WAL left the images out because its copy of the tablespace is written untorn; here: %s. Until this server stops, its blocks are written with atomic writes where its files take them, and through wtsmgr's doublewrite area, at three durable writes each, where they do not.",
+				 errdetail("On this server the probe reported: %s. Until this server stops, its blocks are written with atomic writes where its files take them, and through the doublewrite area where they do not.",
 						   info.probe.result.reason),
 				 errhint("Put this server's copy of the tablespace on storage with atomic writes (see wtsmgr_tablespaces), or set wtsmgr.skip_full_page_images = off on the primary and take a new base backup.")));
 	}
@@ -580,7 +580,7 @@ announcer_wait_to_connect(void)
 	delay = Min(1000L << Min(failures - 1, 6), ANNOUNCER_MAX_CONNECT_DELAY);
 	ereport(WARNING,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("wtsmgr could not connect to database \"%s\" to look up the tablespaces in \"%s\"",
+			 errmsg("could not connect to database \"%s\" to look up the tablespaces in \"%s\"",
 					announcer_database,
 					"wtsmgr.keep_full_page_images_tablespaces"),
 			 errdetail_plural("%u attempt has failed; the next one is in %ld s. Until one succeeds, every tablespace keeps its full-page images.",
@@ -621,7 +621,7 @@ announcer_connect(void)
 	pg_atomic_write_u32(&Announcer->connect_failures, 0);
 	if (failures > 0)
 		ereport(LOG,
-				(errmsg("wtsmgr connected to database \"%s\" to look up the tablespaces in \"%s\"",
+				(errmsg("connected to database \"%s\" to look up the tablespaces in \"%s\"",
 						announcer_database,
 						"wtsmgr.keep_full_page_images_tablespaces")));
 }

@@ -373,7 +373,7 @@ publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("wtsmgr cannot track tablespace %u (\"%s\")",
 							spcoid, dir),
-					 errdetail("wtsmgr tracks at most %d tablespaces. The tablespace keeps its full-page images.",
+					 errdetail("wtsmgr tracks at most %d tablespaces; the tablespace keeps its full-page images.",
 							   max_tablespaces),
 					 errhint("Raise wtsmgr.max_tablespaces and restart the server.")));
 			return NULL;
@@ -428,14 +428,14 @@ publish_probe(Oid spcoid, WtsmgrTablespace *ts, const WtsmgrProbe *probe)
 
 	if (result->untorn)
 		ereport(LOG,
-				(errmsg("wtsmgr: tablespace %u (\"%s\"): blocks are written untorn",
+				(errmsg("blocks of tablespace %u (\"%s\") are written untorn",
 						spcoid, dir),
-				 errdetail("%s", result->reason)));
+				 errdetail("The probe reported: %s.", result->reason)));
 	else
 		ereport(LOG,
-				(errmsg("wtsmgr: tablespace %u (\"%s\"): blocks may tear; full-page images are kept",
+				(errmsg("blocks of tablespace %u (\"%s\") may tear; its full-page images are kept",
 						spcoid, dir),
-				 errdetail("%s", result->reason)));
+				 errdetail("The probe reported: %s.", result->reason)));
 
 	return ts;
 }
@@ -579,7 +579,7 @@ wtsmgr_enter_tablespace(Oid spcoid)
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("wtsmgr cannot track tablespace %u (\"%s\")",
 							spcoid, dir),
-					 errdetail("wtsmgr tracks at most %d tablespaces. The tablespace keeps its full-page images, and its blocks are written by md.c. This process does not say it again for this or other untracked tablespaces.",
+					 errdetail("wtsmgr tracks at most %d tablespaces; the tablespace keeps its full-page images. This process does not say so again.",
 							   max_tablespaces),
 					 errhint("Raise wtsmgr.max_tablespaces and restart the server.")));
 		}

@@ -15,8 +15,9 @@
 # 4. Runs, as an unprivileged user (wtsmgr, created when we are root):
 #    - a check of patches/ against the pristine source, a check that every
 #      relative link in README.md, docs/ and bench/README.md resolves
-#      (scripts/check-docs.sh), and the unit test of the multiple-atomicity
-#      planner (test/split_test.c);
+#      (scripts/check-docs.sh), a check of every server message against
+#      the message style guide (scripts/check-messages), and the unit test
+#      of the multiple-atomicity planner (test/split_test.c);
 #    - scripts/pgindent-check.sh: every C file laid out as the server
 #      source's pgindent and pg_bsd_indent lay it out;
 #    - the pg_regress tests in sql/ against a temporary instance with
@@ -200,6 +201,9 @@ fi
 # since the work directory's copy leaves out results/ directories (those
 # of bench/ among them).  It only reads files.
 run_suite_as_root docs "$count_regress" "$WTSMGR_ROOT/scripts/check-docs.sh"
+# Every ereport() of the C files against the message style guide
+# (docs/code-checks.md): it only reads files.
+run_suite_as_root messages "$count_regress" "$WTSMGR_ROOT/scripts/check-messages"
 run_suite unit "$count_regress" \
 	make -s -C "$work/src" PG_CONFIG="$pg_config" check-split
 # The kernel-side audits' judge of a trace (scripts/WtsmgrTrace.pm), on

@@ -42,7 +42,7 @@
 # and 30 states would find none about once in a hundred runs.  A state's
 # torn relation pages are counted by area: those in the relation files'
 # extents are tears of in-place writes, which the startup process must
-# repair ("wtsmgr restored N blocks", in every such state).
+# repair ("restored N blocks from doublewrite area", in every such state).
 # After each state's clean shutdown no region header may be left valid.  As
 # a control, the states that tore a page in place are replayed again with
 # the region headers zeroed in the image before the start (the repair finds
@@ -482,7 +482,7 @@ replay_states()
 				n_torn_inplace=$((n_torn_inplace + 1))
 				[ "$mode" = unrepaired ] || echo "$k" >>"$d/inplace-states"
 			fi
-			blocks=$(sed -n 's/.*wtsmgr restored \([0-9]*\) blocks from [0-9]* regions of its doublewrite area.*/\1/p' "$slog" 2>/dev/null | head -n 1)
+			blocks=$(sed -n 's/.*restored \([0-9]*\) blocks\{0,1\} from doublewrite area.*/\1/p' "$slog" 2>/dev/null | head -n 1)
 			if [ -n "$blocks" ]; then
 				n_restored=$((n_restored + 1))
 				n_restored_blocks=$((n_restored_blocks + blocks))
@@ -491,9 +491,9 @@ replay_states()
 				n_unrepaired=$((n_unrepaired + 1))
 				tail="$tail; nothing restored"
 			fi
-			if grep -q 'wtsmgr ignored region' "$slog" 2>/dev/null; then
+			if grep -q 'ignored region [0-9]* of doublewrite area' "$slog" 2>/dev/null; then
 				n_ignored=$((n_ignored + 1))
-				tail="$tail; ignored $(grep -c 'wtsmgr ignored region' "$slog") regions"
+				tail="$tail; ignored $(grep -c 'ignored region [0-9]* of doublewrite area' "$slog") regions"
 			fi
 		fi
 		if [ -z "$res" ]; then

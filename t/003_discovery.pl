@@ -67,7 +67,7 @@ create_tablespaces(
 $node->restart;
 wait_for_probes($node);
 ok( $node->log_contains(
-		qr/LOG:  wtsmgr: tablespace \d+ \("pg_tblspc\/\d+\/PG_18_\d+"\): blocks are written untorn/
+		qr/LOG:  blocks of tablespace \d+ \("pg_tblspc\/\d+\/PG_18_\d+"\) are written untorn/
 	),
 	'each probe is logged');
 
@@ -184,7 +184,7 @@ cmp_ok(
 	'>=', 1,
 	'a segment file that cannot be written atomically is counted');
 ok( $node->log_contains(
-		qr/WARNING:  file "pg_tblspc\/\d+\/PG_18_\d+\/\d+\/\d+" in a tablespace with atomic writes cannot be written atomically\n.*DETAIL:  statx reports no atomic write support on $fs_plain\./
+		qr/WARNING:  file "pg_tblspc\/\d+\/PG_18_\d+\/\d+\/\d+" in a tablespace with atomic writes cannot be written atomically\n.*DETAIL:  The check of the file reported: statx reports no atomic write support on $fs_plain\./
 	),
 	'and reported with a WARNING naming the file');
 $node->stop;

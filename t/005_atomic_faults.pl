@@ -106,7 +106,7 @@ for my $case ([ 'EINVAL', 'Invalid argument' ],
 	if ($round == 1)
 	{
 		ok( $node->log_contains(
-				qr/WARNING:  atomic writes to tablespace \d+ \(".*"\) fail: $message\n.*DETAIL:  \d+ blocks? of file "\Q$file\E" at offset \d+ (?:was|were) written through wtsmgr's doublewrite area instead.*\n.*HINT:  \S/,
+				qr/WARNING:  atomic writes to tablespace \d+ \(".*"\) fail: $message\n.*DETAIL:  \d+ blocks? of file "\Q$file\E" at offset \d+ (?:was|were) written through the doublewrite area instead.*\n.*HINT:  \S/,
 				$log_offset),
 			"$errname: a WARNING names the tablespace, the file and the cause, with a hint");
 	}
@@ -134,7 +134,7 @@ for my $case ([ 'EINVAL', 'Invalid argument' ],
 			$log_offset),
 		"EIO: the error names the file, length, offset and cause");
 	ok( $node->log_contains(
-			qr/DETAIL:  .*The blocks stay dirty in shared buffers and nothing is lost.*\n.*HINT:  \S/,
+			qr/Input\/output error\n.*HINT:  Check the tablespace's filesystem and device\./,
 			$log_offset),
 		"EIO: with a hint");
 	my ($refusals1, $errors1) = split /\|/, $counts->();

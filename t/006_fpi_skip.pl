@@ -320,7 +320,7 @@ ok( $torn->log_contains(
 	),
 	'a standby whose copy of the untorn tablespace may tear warns');
 ok( $torn->log_contains(
-		qr/DETAIL:  .*Until this server stops, its blocks are written with atomic writes where its files take them, and through wtsmgr's doublewrite area.*\n.*HINT:  \S/
+		qr/DETAIL:  .*Until this server stops, its blocks are written with atomic writes where its files take them, and through the doublewrite area.*\n.*HINT:  \S/
 	),
 	'with a hint');
 is(scalar(() = slurp_file($torn->logfile) =~ /lacks full-page images for tablespace $oid{ts_atomic}/g),

@@ -95,7 +95,7 @@ $node->safe_psql(
 	CHECKPOINT});
 my $rel = $node->safe_psql('cl', "SELECT pg_relation_filepath('t')");
 ok( $node->log_contains(
-		qr/wtsmgr unshared the blocks of file "\Q$rel\E" \(\d+ bytes\) before writing it atomically/,
+		qr/unshared the blocks of file "\Q$rel\E" \(\d+ bytes\) before writing it atomically/,
 		$log_offset),
 	'the clone\'s file got blocks of its own when first written');
 unlike(extents($file), qr/\bshared\b/, 'it shares no blocks any more');
@@ -158,7 +158,7 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CHECKPOINT');
 is($ret, 0, 'CHECKPOINT completes on the full filesystem');
 my $ts_oid = $oid{ts_full};
 ok( $node->log_contains(
-		qr/WARNING:  53100: atomic writes to tablespace $ts_oid \("pg_tblspc\/$ts_oid\/[^"]+"\) fail: No space left on device\n.*DETAIL:  .* written through wtsmgr's doublewrite area instead/,
+		qr/WARNING:  53100: atomic writes to tablespace $ts_oid \("pg_tblspc\/$ts_oid\/[^"]+"\) fail: No space left on device\n.*DETAIL:  .* written through the doublewrite area instead/,
 		$log_offset),
 	'a WARNING (53100) names the tablespace and says the blocks went through the doublewrite area');
 {

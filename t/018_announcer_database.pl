@@ -89,14 +89,14 @@ cmp_ok($attempts, '<=', 4,
 	"the attempts are spaced out ($attempts in 8 s; one a second before)");
 like(
 	slurp_file($node->logfile, $log_offset),
-	qr/WARNING:  wtsmgr could not connect to database "wtsmgr_later" to look up the tablespaces in "wtsmgr.keep_full_page_images_tablespaces"\n.*DETAIL:  \d+ attempts? ha(?:s|ve) failed; the next one is in \d+ s\. Until one succeeds, every tablespace keeps its full-page images\.\n.*HINT:  The server log says why the last attempt failed\./,
+	qr/WARNING:  could not connect to database "wtsmgr_later" to look up the tablespaces in "wtsmgr.keep_full_page_images_tablespaces"\n.*DETAIL:  \d+ attempts? ha(?:s|ve) failed; the next one is in \d+ s\. Until one succeeds, every tablespace keeps its full-page images\.\n.*HINT:  The server log says why the last attempt failed\./,
 	'each attempt after a failure explains itself, with a hint');
 
 # Once the database exists, the next attempt connects.
 $node->safe_psql('postgres', 'CREATE DATABASE wtsmgr_later');
 wait_for_decision($node, 'ts_atomic', 'skipped');
 ok( $node->log_contains(
-		'wtsmgr connected to database "wtsmgr_later"', $log_offset),
+		'connected to database "wtsmgr_later"', $log_offset),
 	'the announcer connected once the database existed');
 $ft = update_after_checkpoint(3, 'skipped');
 cmp_ok($ft->{after_without_image}, '>', 0,

@@ -178,7 +178,7 @@ pgbench(8);
 my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CHECKPOINT');
 is($ret, 0, 'CHECKPOINT completes on the fragmented filesystem');
 ok( $node->log_contains(
-		qr/WARNING:  53100: atomic writes to tablespace \d+ \(".*"\) fail: No space left on device\n.*DETAIL:  \d+ blocks? of file ".*" at offset \d+ (?:was|were) written through wtsmgr's doublewrite area instead/,
+		qr/WARNING:  53100: atomic writes to tablespace \d+ \(".*"\) fail: No space left on device\n.*DETAIL:  \d+ blocks? of file ".*" at offset \d+ (?:was|were) written through the doublewrite area instead/,
 		$log_offset),
 	'a WARNING says that writes go through the doublewrite area');
 ($ret, $stdout, $stderr) = $node->psql('postgres',
