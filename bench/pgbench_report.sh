@@ -55,10 +55,13 @@
 # device during pgbench.  The checkpointer
 # reports its I/O only when a checkpoint ends, so a CHECKPOINT after
 # pgbench finishes the one in progress before its figures are read (WAL
-# and client figures are read before it).  Writes report.md,
-# capped-tps.png, uncapped-SCALE-tps.png (TPS per second) and
-# sbcurve-tps.png (median TPS over shared_buffers; gnuplot) into --out
-# (default bench/results) and prints the report.  Nothing is asserted.
+# and client figures are read before it).  This script runs the servers
+# and pgbench and writes a line of figures a run; bench/bench-report
+# (bench/WtsmgrBench.pm) reduces each run's transaction log, and at the end
+# writes report.md, runs.tsv, capped-tps.png, uncapped-SCALE-tps.png (TPS
+# per second) and sbcurve-tps.png (median TPS over shared_buffers; gnuplot)
+# into --out (default bench/results) and prints the report.  Nothing is
+# asserted.
 # The defaults take about 20 minutes; sbcurve about --duration + 5 s per
 # run, sizes x configurations x repeats runs (4 x 4 x 2 = 32 by default:
 # about 25 minutes).
@@ -92,6 +95,8 @@ sb_scale=20
 sb_configs="stock_fpw_on stock_fpw_off wtsmgr_fsync wtsmgr_fsync+bgw"
 bgwriter="bgwriter_delay=10ms bgwriter_lru_maxpages=1000 bgwriter_lru_multiplier=10"
 out=$WTSMGR_ROOT/bench/results
+# the figures, the report and the plots (bench/WtsmgrBench.pm)
+report_cmd=$WTSMGR_ROOT/bench/bench-report
 while [ $# -gt 0 ]; do
 	case $1 in
 		--duration) duration=$2; shift 2 ;;
@@ -113,7 +118,8 @@ while [ $# -gt 0 ]; do
 done
 case $duration$repeats in *[!0-9]*) die "--duration and --repeats take whole numbers" ;; esac
 [ "$duration" -ge 5 ] && [ "$repeats" -ge 1 ] || die "--duration must be >= 5 and --repeats >= 1"
-cap_bytes=$(awk -v m="$wal_cap" 'BEGIN { printf "%d", m * 1048576 }')
+case $wal_cap in ''|*[!0-9.]*|*.*.*) die "--wal-cap must be a positive number of MB/s" ;; esac
+cap_bytes=$(perl -e 'printf "%d", $ARGV[0] * 1048576' "$wal_cap")
 [ "$cap_bytes" -gt 0 ] || die "--wal-cap must be a positive number of MB/s"
 for s in $scenarios; do
 	case $s in capped|uncapped|sbcurve) ;; *) die "unknown scenario $s" "use capped, uncapped and/or sbcurve" ;; esac
@@ -239,7 +245,13 @@ fi
 # sectors read and written so far, or "- -"
 dev_sectors()
 {
-	if [ -n "$datastat" ]; then awk '{ print $3, $7 }' "$datastat"; else echo "- -"; fi
+	local f
+	if [ -n "$datastat" ]; then
+		read -r -a f <"$datastat"
+		echo "${f[2]} ${f[6]}"
+	else
+		echo "- -"
+	fi
 }
 
 port=$((41000 + $$ % 10000))
@@ -391,7 +403,13 @@ run()
 	extra=$(q -c "SELECT concat_ws(' ', (SELECT coalesce(sum(evictions), 0) FROM pg_stat_io
 			WHERE object = 'relation' AND backend_type = 'client backend'),
 		buffers_clean, maxwritten_clean) FROM pg_stat_bgwriter")
-	extra="$extra $(echo $dev0 $dev1 | awk '{ if ($1 == "-") print "- -"; else printf "%d %d\n", ($3 - $1) / 16, ($4 - $2) / 16 }')"
+	# 512-byte sectors, 16 to a block
+	if [ "$dev0" = "- -" ]; then
+		extra="$extra - -"
+	else
+		set -- $dev0 $dev1
+		extra="$extra $((($3 - $1) / 16)) $((($4 - $2) / 16))"
+	fi
 	q -q -c 'CHECKPOINT'
 	ck=$(q -c "$(io_sql checkpointer)")
 	# blocks per write call (pg_stat_io counts a combined write as one)
@@ -415,38 +433,20 @@ run()
 	as_user "$prefix/bin/pg_ctl" -D "$data" -w stop >/dev/null
 	cur_data=
 
-	# Per-second TPS from the transaction log: each line ends with the
-	# completion time; the first transaction's start is second 0.
-	local tps txns series summary p99
+	# Per-second TPS, its spread and p99 latency from the transaction log
+	local tps txns summary p99 walpt
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/logs/pgbench-$tag.out")
 	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/logs/pgbench-$tag.out")
-	series=$work/logs/series-$scen-$config-$scale-$rep.dat
-	cat "$work/logs"/txn-"$tag".* | awk -v d="$duration" -v out="$series" '
-		{ e = $5 + $6 / 1e6; s = e - $3 / 1e6; if (NR == 1 || s < t0) t0 = s; end[NR] = e }
-		END {
-			for (i = 1; i <= NR; i++) { b = int(end[i] - t0); if (b < d) c[b]++ }
-			for (b = 0; b < d; b++) {
-				n = c[b] + 0; print b + 1, n > out
-				sum += n; ss += n * n; if (n == 0) z++
-			}
-			m = sum / d; sd = sqrt((ss - sum * sum / d) / (d - 1))
-			printf "%.0f %.3f %d\n", sd, (m > 0 ? sd / m : 0), z
-		}' >"$work/summary"
-	summary=$(cat "$work/summary")
-	p99=$(cat "$work/logs"/txn-"$tag".* | awk '{ print $3 }' | sort -n |
-		awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.1f", a[i] / 1000 }')
+	summary=$("$report_cmd" txn-summary "$duration" \
+		"$work/logs/series-$scen-$config-$scale-$rep.dat" "$work/logs"/txn-"$tag".*)
+	# sd, CoV and zero seconds, then p99
+	p99=${summary##* }
+	summary=${summary% *}
 	rm -f "$work/logs"/txn-"$tag".*
 	set -- $stats
-	local walpt
-	walpt=$(awk -v b="$1" -v t="$txns" 'BEGIN { printf "%.0f", (t > 0 ? b / t : 0) }')
-	# columns: 1 scenario, 2 config, 3 scale, 4 repeat, 5 TPS, 6 sd, 7 CoV,
-	# 8 zero seconds, 9 p99, 10 WAL bytes/txn, 11 wal_fpi, 12 checkpoints,
-	# 13 ckpt write s, 14 ckpt sync s, 15-20 client backend, 21-26
-	# checkpointer, 27-32 bgwriter (reads, ms, µs/read, writes, ms,
-	# µs/write), 33 wtsmgr blocks per atomic unit, 34 shared_buffers, 35
-	# client backend evictions, 36 buffers_clean, 37 maxwritten_clean, 38
-	# and 39 8 kB blocks read from and written to the data device, 40 and
-	# 41 blocks per write call of the checkpointer and the bgwriter
+	walpt=0
+	[ "$txns" -gt 0 ] && walpt=$((($1 + txns / 2) / txns))
+	# the columns of WtsmgrBench.pm's @COLUMNS, in order
 	echo "$scen $config $scale $rep $tps $summary $p99 $walpt $2 $3 $4 $5 $cb $ck $bw $bpu $sb $extra $per_call" >>"$results"
 	say "$tag: tps ${tps%.*}, sd/CoV/zero-s $summary, WAL/txn $walpt, fpi $2; io: client $cb; checkpointer $ck; bgwriter $bw; blocks/unit $bpu; evictions, clean, maxwritten, device r/w $extra"
 }
@@ -477,320 +477,18 @@ for scen in $scenarios; do
 done
 rm -rf "$base/run"
 
-# The report.
-# median SCENARIO CONFIG SCALE COLUMN: the median over repeats ("-" if any
-# run has none).
-median()
-{
-	awk -v s="$1" -v c="$2" -v sc="$3" -v k="$4" '$1 == s && $2 == c && $3 == sc { print $k }' "$results" |
-		sort -g | awk '
-			$1 == "-" { dash = 1 } { a[NR] = $1 }
-			END {
-				if (NR == 0 || dash) { print "-"; exit }
-				if (NR % 2) v = a[(NR + 1) / 2]; else v = (a[NR / 2] + a[NR / 2 + 1]) / 2
-				print v
-			}'
-}
-
-# the values of every repeat, in order, joined by " / "
-per_run()
-{
-	awk -v s="$1" -v c="$2" -v sc="$3" -v k="$4" -v f="$5" '$1 == s && $2 == c && $3 == sc {
-		printf "%s" f, (n++ ? " / " : ""), $k }' "$results"
-}
-
-# max over repeats
-maximum()
-{
-	awk -v s="$1" -v c="$2" -v sc="$3" -v k="$4" '$1 == s && $2 == c && $3 == sc {
-		if (n++ == 0 || $k > m) m = $k } END { print (n ? m : "-") }' "$results"
-}
-
-ratio()
-{
-	awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "-" }'
-}
-
-fmt()
-{
-	awk -v v="$1" -v f="$2" 'BEGIN { if (v == "-") print "-"; else printf f, v }'
-}
-
-# verdict VALUE OP TARGET: "met" or "not met"
-verdict()
-{
-	awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-		if (v == "-") { print "not measured"; exit }
-		ok = (op == ">=") ? v >= t : v <= t
-		print (ok ? "met" : "not met") }'
-}
-
-elapsed=$(($(date +%s) - t_start))
-report=$out/report.md
-{
-	echo "# wtsmgr against stock PostgreSQL 18: pgbench"
-	echo
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) cores, load average"
-	echo "$load_start at the start and $(cut -d' ' -f1-3 /proc/loadavg) at the end; $elapsed s in all."
-	echo "pgbench TPC-B, 4 clients, $duration s per run, $repeats run(s) of each configuration,"
-	echo "alternating; figures are medians over the runs (\"per run\": each run in order)."
-	echo "Data on XFS on a loop device (software atomic writes), data checksums on,"
-	echo "shared_buffers 128MB, checkpoint_timeout 30s, min_wal_size 512MB (WAL segments"
-	echo "are recycled), track_io_timing on. CoV is the coefficient of variation of"
-	echo "per-second TPS (sd / mean) and \"0 TPS s\" the seconds without a commit, both"
-	echo "from pgbench's transaction log; p99 is the 99th percentile latency."
-	has "$scenarios" sbcurve && echo "The sbcurve scenario sets shared_buffers to each of: $sb_sizes."
-
-	if has "$scenarios" capped; then
-		cs=$capped_scale
-		echo
-		echo "## Capped WAL: pg_wal on an ext4 loop device capped at $wal_cap MB/s, scale $cs"
-		echo
-		echo "| configuration | TPS | TPS per run | CoV | 0 TPS s (max) | p99 ms | WAL bytes/txn | wal_fpi | TPS / fpw_off | TPS / lz4 | CoV / fpw_on |"
-		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-		off=$(median capped stock_fpw_off "$cs" 5)
-		lz4=$(median capped stock_lz4 "$cs" 5)
-		cov_on=$(median capped stock_fpw_on "$cs" 7)
-		for config in $capped_configs; do
-			tps=$(median capped "$config" "$cs" 5)
-			cov=$(median capped "$config" "$cs" 7)
-			echo "| $config | $(fmt "$tps" %.0f) | $(per_run capped "$config" "$cs" 5 %.0f) | $(fmt "$cov" %.2f) | $(fmt "$(median capped "$config" "$cs" 8)" %g) ($(maximum capped "$config" "$cs" 8)) | $(fmt "$(median capped "$config" "$cs" 9)" %.1f) | $(fmt "$(median capped "$config" "$cs" 10)" %.0f) | $(fmt "$(median capped "$config" "$cs" 11)" %.0f) | $(ratio "$tps" "$off") | $(ratio "$tps" "$lz4") | $(ratio "$cov" "$cov_on") |"
-		done
-		if has "$capped_configs" wtsmgr_fsync; then
-			w=$(median capped wtsmgr_fsync "$cs" 5)
-			wc=$(median capped wtsmgr_fsync "$cs" 7)
-			r1=$(ratio "$w" "$off"); r2=$(ratio "$w" "$lz4"); r3=$(ratio "$wc" "$cov_on")
-			z=$(maximum capped wtsmgr_fsync "$cs" 8)
-			echo
-			echo "Targets of issue 12 (wtsmgr_fsync):"
-			echo
-			echo "- TPS >= 0.95 x stock_fpw_off: $r1, $(verdict "$r1" '>=' 0.95)"
-			echo "- TPS >= 1.2 x stock_lz4: $r2, $(verdict "$r2" '>=' 1.2)"
-			echo "- CoV <= 1/3 of stock_fpw_on's: $r3, $(verdict "$r3" '<=' 0.3334)"
-			echo "- no second at 0 TPS: $z in the worst run, $(verdict "$z" '<=' 0)"
-		fi
-		command -v gnuplot >/dev/null && echo && echo "![TPS per second, capped WAL](capped-tps.png)"
+# The report, its plots and runs.tsv.
+settings=(
+	"duration=$duration" "repeats=$repeats" "scenarios=$scenarios"
+	"scales=$scales" "capped_scale=$capped_scale"
+	"capped_configs=$capped_configs" "uncapped_configs=$uncapped_configs"
+	"sb_sizes=$sb_sizes" "sb_scale=$sb_scale" "sb_configs=$sb_configs"
+	"bgwriter=$bgwriter" "wal_cap=$wal_cap" "load_start=$load_start"
+	"elapsed=$(($(date +%s) - t_start))")
+for f in "$work"/mixed-* "$work"/size-*; do
+	if [ -f "$f" ]; then
+		settings+=("$(basename "$f")=$(cat "$f")")
 	fi
-
-	if has "$scenarios" uncapped; then
-		for scale in $scales; do
-			echo
-			echo "## Uncapped: everything on the XFS loop filesystem, scale $scale"
-			echo
-			echo "| configuration | TPS | TPS per run | CoV | 0 TPS s (max) | p99 ms | WAL bytes/txn | wal_fpi | checkpoints | ckpt write s | ckpt sync s | TPS / fpw_on | TPS / fpw_off | WAL / fpw_off |"
-			echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-			on=$(median uncapped stock_fpw_on "$scale" 5)
-			off=$(median uncapped stock_fpw_off "$scale" 5)
-			woff=$(median uncapped stock_fpw_off "$scale" 10)
-			for config in $uncapped_configs; do
-				tps=$(median uncapped "$config" "$scale" 5)
-				wal=$(median uncapped "$config" "$scale" 10)
-				echo "| $config | $(fmt "$tps" %.0f) | $(per_run uncapped "$config" "$scale" 5 %.0f) | $(fmt "$(median uncapped "$config" "$scale" 7)" %.2f) | $(fmt "$(median uncapped "$config" "$scale" 8)" %g) ($(maximum uncapped "$config" "$scale" 8)) | $(fmt "$(median uncapped "$config" "$scale" 9)" %.1f) | $(fmt "$wal" %.0f) | $(fmt "$(median uncapped "$config" "$scale" 11)" %.0f) | $(fmt "$(median uncapped "$config" "$scale" 12)" %g) | $(fmt "$(median uncapped "$config" "$scale" 13)" %.1f) | $(fmt "$(median uncapped "$config" "$scale" 14)" %.1f) | $(ratio "$tps" "$on") | $(ratio "$tps" "$off") | $(ratio "$wal" "$woff") |"
-			done
-			[ -f "$work/mixed-$scale" ] && echo && echo "wtsmgr_mixed, per tablespace: $(cat "$work/mixed-$scale")"
-			if has "$uncapped_configs" wtsmgr_fsync && [ "$scale" = 20 ]; then
-				r=$(ratio "$(median uncapped wtsmgr_fsync "$scale" 5)" "$off")
-				echo
-				echo "Target of issue 12 (scale 20, shared_buffers 128MB): wtsmgr_fsync TPS >="
-				echo "0.95 x stock_fpw_off: $r, $(verdict "$r" '>=' 0.95)."
-			fi
-			command -v gnuplot >/dev/null && echo && echo "![TPS per second, uncapped](uncapped-$scale-tps.png)"
-		done
-	fi
-
-	if has "$scenarios" capped || has "$scenarios" uncapped; then
-	echo
-	echo "## Relation I/O per backend type (pg_stat_io, medians)"
-	echo
-	echo "Blocks of 8 kB read and written by client backends, the checkpointer and the"
-	echo "background writer, the time they took (track_io_timing) and the time per block."
-	echo "The checkpointer's include the checkpoint in progress at the end of the run,"
-	echo "finished by a CHECKPOINT once pgbench has stopped. Blocks per atomic unit:"
-	echo "wtsmgr_stat_io writes / atomic_units, all writers. Blocks per call: blocks"
-	echo "written per write call (pg_stat_io write_bytes / writes; patches 0005 and 0006"
-	echo "combine the checkpointer's and the background writer's)."
-	echo
-	echo "| scenario | configuration | backend | reads | read ms | µs/read | writes | write ms | µs/write | blocks per call | blocks/atomic unit |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-	for scen in $scenarios; do
-		if [ "$scen" = capped ]; then sc=$capped_scale; cfgs=$capped_configs; else sc=$scales; cfgs=$uncapped_configs; fi
-		for scale in $sc; do
-			for config in $cfgs; do
-				for bt in "client backend:15" "checkpointer:21" "background writer:27"; do
-					k=${bt##*:}
-					row="| $scen $scale | $config | ${bt%:*}"
-					for j in 0 1 2 3 4 5; do
-						row="$row | $(fmt "$(median "$scen" "$config" "$scale" $((k + j)))" %.0f)"
-					done
-					bpu=- calls=-
-					[ "${bt%:*}" = checkpointer ] && bpu=$(fmt "$(median "$scen" "$config" "$scale" 33)" %.2f)
-					[ "${bt%:*}" = checkpointer ] && calls=$(fmt "$(median "$scen" "$config" "$scale" 40)" %.2f)
-					[ "${bt%:*}" = "background writer" ] && calls=$(fmt "$(median "$scen" "$config" "$scale" 41)" %.2f)
-					echo "$row | $calls | $bpu |"
-				done
-			done
-		done
-	done
-	for scen in $scenarios; do
-		if [ "$scen" = capped ]; then sc=$capped_scale; cfgs=$capped_configs; else sc=$scales; cfgs=$uncapped_configs; fi
-		has "$cfgs" wtsmgr_fsync || continue
-		for scale in $sc; do
-			us=$(median "$scen" wtsmgr_fsync "$scale" 26)
-			r=$(ratio "$us" 350)
-			echo
-			echo "Checkpointer write time per block, $scen scale $scale: wtsmgr_fsync $(fmt "$us" %.0f) µs"
-			echo "(stock_fpw_on $(fmt "$(median "$scen" stock_fpw_on "$scale" 26)" %.0f) µs); against the 350 µs that issue 12"
-			echo "measured before combined checkpoint writes: $r, target <= 0.33: $(verdict "$r" '<=' 0.3334)."
-		done
-	done
-	fi
-
-	# A table with a row per configuration and a column per shared_buffers
-	# size, whose cells $1 prints, given the size and the configuration.
-	sb_table()
-	{
-		local row sep sb config
-		row="| configuration"; sep="| ---"
-		for sb in $sb_sizes; do row="$row | $sb"; sep="$sep | ---"; done
-		echo "$row |"; echo "$sep |"
-		for config in $sb_configs; do
-			row="| $config"
-			for sb in $sb_sizes; do row="$row | $("$1" "$sb" "$config")"; done
-			echo "$row |"
-		done
-	}
-	sb_tps_cell()
-	{
-		echo "$(fmt "$(median "sbcurve-$1" "$2" "$sc" 5)" %.0f) ($(per_run "sbcurve-$1" "$2" "$sc" 5 %.0f))"
-	}
-	sb_ratio_cell()
-	{
-		ratio "$(median "sbcurve-$1" "$2" "$sc" 5)" "$(median "sbcurve-$1" stock_fpw_off "$sc" 5)"
-	}
-
-	if has "$scenarios" sbcurve; then
-		sc=$sb_scale
-		echo
-		echo "## TPS over shared_buffers: uncapped, scale $sc"
-		echo
-		echo "Everything on the XFS loop filesystem; $(cat "$work/size-$sc") MB of relation data after"
-		echo "initialization (pgbench_history grows during a run). +bgw: $bgwriter."
-		echo "Median TPS and, in brackets, every run's TPS in order."
-		echo
-		sb_table sb_tps_cell
-		if has "$sb_configs" stock_fpw_off; then
-			echo
-			echo "Median TPS against stock_fpw_off's at the same shared_buffers:"
-			echo
-			sb_table sb_ratio_cell
-		fi
-		echo
-		echo "I/O during the runs (medians). Client backends' and the background writer's"
-		echo "relation reads and writes (pg_stat_io, 8 kB blocks) and the time per block;"
-		echo "evictions of client backends (pg_stat_io); maxwritten_clean (pg_stat_bgwriter:"
-		echo "the rounds in which the background writer stopped at bgwriter_lru_maxpages);"
-		echo "device reads: 8 kB blocks read from the data's loop"
-		echo "device during pgbench, that is, reads that missed the page cache; the"
-		echo "checkpointer's write time per block (including the checkpoint finished after"
-		echo "the run)."
-		echo
-		echo "| shared_buffers | configuration | TPS | client reads | µs/read | device reads | client writes | µs/write | client evictions | bgwriter writes | µs/write | maxwritten_clean | checkpointer writes | µs/write |"
-		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-		for sb in $sb_sizes; do
-			for config in $sb_configs; do
-				row="| $sb | $config"
-				for k in 5 15 17 38 18 20 35 30 32 37 24 26; do
-					row="$row | $(fmt "$(median "sbcurve-$sb" "$config" "$sc" $k)" %.0f)"
-				done
-				echo "$row |"
-			done
-		done
-		command -v gnuplot >/dev/null && echo && echo "![median TPS over shared_buffers](sbcurve-tps.png)"
-	fi
-} >"$report"
-
-# TPS per second: one panel per configuration, one line per run.
-plot()
-{
-	local scen=$1 scale=$2 cfgs=$3 png=$4 n ymax config rep
-	n=$(echo $cfgs | wc -w)
-	ymax=$(cat "$work/logs"/series-"$scen"-*-"$scale"-*.dat | awk '$2 > m { m = $2 } END { print int(m * 1.1) + 1 }')
-	{
-		echo "set terminal png size 1000,$((220 * n + 60))"
-		echo "set termoption noenhanced"
-		echo "set output '$png'"
-		echo "set multiplot layout $n,1 title '$scen WAL, scale $scale: pgbench TPS per second, $duration s runs'"
-		echo "set xlabel 'seconds'; set ylabel 'TPS'; set yrange [0:$ymax]; set xrange [0:$duration]"
-		echo "set key outside right"
-		for config in $cfgs; do
-			echo "set title '$config'"
-			printf "plot "
-			for rep in $(seq "$repeats"); do
-				[ "$rep" -gt 1 ] && printf ", "
-				printf "'%s' using 1:2 with lines title 'run %s'" \
-					"$work/logs/series-$scen-$config-$scale-$rep.dat" "$rep"
-			done
-			echo
-		done
-		echo "unset multiplot"
-	} | gnuplot
-	say "plot: $png"
-}
-
-# Median TPS over shared_buffers (MB, log scale), one line per
-# configuration, each run as a point.
-plot_sbcurve()
-{
-	local png=$1 config sb mb i=0
-	for config in $sb_configs; do
-		i=$((i + 1))
-		: >"$work/logs/sbcurve-$i.dat"
-		: >"$work/logs/sbcurve-runs-$i.dat"
-		for sb in $sb_sizes; do
-			mb=$(awk -v b="$sb" 'BEGIN { n = b + 0; if (b ~ /GB$/) n *= 1024; print n }')
-			echo "$mb $(median "sbcurve-$sb" "$config" "$sb_scale" 5)" >>"$work/logs/sbcurve-$i.dat"
-			awk -v s="sbcurve-$sb" -v c="$config" -v mb="$mb" '$1 == s && $2 == c { print mb, $5 }' \
-				"$results" >>"$work/logs/sbcurve-runs-$i.dat"
-		done
-	done
-	{
-		echo "set terminal png size 1000,560"
-		echo "set termoption noenhanced"
-		echo "set output '$png'"
-		echo "set title 'pgbench TPS over shared_buffers, scale $sb_scale, $duration s runs: medians (lines) and runs (points)'"
-		echo "set xlabel 'shared_buffers (MB)'; set ylabel 'TPS'; set logscale x 2; set yrange [0:*]"
-		echo "set key outside right"
-		printf "plot "
-		i=0
-		for config in $sb_configs; do
-			i=$((i + 1))
-			[ "$i" -gt 1 ] && printf ", "
-			printf "'%s' using 1:2 with linespoints lw 2 lc %d title '%s', '%s' using 1:2 with points pt 2 lc %d notitle" \
-				"$work/logs/sbcurve-$i.dat" "$i" "$config" "$work/logs/sbcurve-runs-$i.dat" "$i"
-		done
-		echo
-	} | gnuplot
-	say "plot: $png"
-}
-
-if command -v gnuplot >/dev/null; then
-	has "$scenarios" capped && plot capped "$capped_scale" "$capped_configs" "$out/capped-tps.png"
-	has "$scenarios" sbcurve && plot_sbcurve "$out/sbcurve-tps.png"
-	if has "$scenarios" uncapped; then
-		for scale in $scales; do
-			plot uncapped "$scale" "$uncapped_configs" "$out/uncapped-$scale-tps.png"
-		done
-	fi
-else
-	say "gnuplot is not installed: no plot"
-fi
-{
-	echo "# scenario config scale repeat tps tps_sd cov zero_s p99_ms wal_bytes_per_txn wal_fpi checkpoints ckpt_write_s ckpt_sync_s" \
-		"$(for b in client ckpt bgw; do printf '%s_reads %s_read_ms %s_us_per_read %s_writes %s_write_ms %s_us_per_write ' $b $b $b $b $b $b; done)blocks_per_atomic_unit" \
-		"shared_buffers client_evictions buffers_clean maxwritten_clean device_read_blocks device_write_blocks" \
-		"ckpt_blocks_per_call bgw_blocks_per_call"
-	cat "$results"
-} >"$out/runs.tsv"
-
-cat "$report"
-say "report: $report (per run: $out/runs.tsv)"
+done
+"$report_cmd" pgbench "$results" "$out" "$work/logs" "${settings[@]}"
+say "report: $out/report.md (per run: $out/runs.tsv)"

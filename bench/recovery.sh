@@ -73,6 +73,8 @@ clients=4
 parts="crash lag"
 configs="stock_fpw_on stock_fpw_off stock_fpw_off_dio wtsmgr"
 out=$WTSMGR_ROOT/bench/results/recovery
+# medians and the runs' figures (bench/WtsmgrBench.pm)
+report_cmd=$WTSMGR_ROOT/bench/bench-report
 cmdline=$(echo "bench/recovery.sh $*" | sed "s/ *$//")
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -274,16 +276,9 @@ kill_server()
 
 # Template: pgbench -i by the stock server, checkpointed, shut down cleanly.
 say "making the data set: pgbench scale $scale, by the stock server"
-as_user "$stock/bin/initdb" -D "$dir/template" --no-instructions -A trust >"$work/logs/initdb.log"
-cat <<CONF | as_user tee -a "$dir/template/postgresql.conf" >/dev/null
-port = $port
-unix_socket_directories = '$sock'
-listen_addresses = ''
-shared_buffers = 128MB
-autovacuum = off
-log_checkpoints = on
-wal_receiver_status_interval = 1s
-CONF
+PATH="$stock/bin:$PATH" init_cluster "$dir/template" "$port" "$sock" \
+	"shared_preload_libraries = ''" "shared_buffers = 128MB" "autovacuum = off" \
+	"log_checkpoints = on" "wal_receiver_status_interval = 1s"
 as_user "$stock/bin/pg_ctl" -D "$dir/template" -l "$work/logs/template.log" -w start >/dev/null
 as_user "$stock/bin/pgbench" -h "$sock" -p "$port" -i -s "$scale" -q postgres >"$work/logs/init.log" 2>&1
 q "$port" -c CHECKPOINT
@@ -361,6 +356,18 @@ crash_run()
 	say "$tag: redo $redo s, start to ready $st s; $((wal / 1048576)) MB of WAL ($(($3 / 1048576)) MB images), $txns transactions; device blocks read $rd, written $wr${ws:+; write path $ws}"
 }
 
+# wait_replayed PORT LSN SECONDS MESSAGE HINT: until the standby on PORT
+# has replayed the WAL up to LSN, or die after SECONDS
+wait_replayed()
+{
+	local i
+	for i in $(seq 1 $(($3 * 10))); do
+		[ "$(q "$1" -c "SELECT pg_last_wal_replay_lsn() >= '$2'")" = t ] && return 0
+		sleep 0.1
+	done
+	die "$4" "$5"
+}
+
 # One primary and standby under pgbench; appends a "lag" line to runs.tsv.
 lag_run()
 {
@@ -385,11 +392,7 @@ lag_run()
 	[ "$config" = wtsmgr ] && wait_skipped "$port"
 	# the standby has replayed all of it, streaming
 	lsn0=$(q "$port" -c 'SELECT pg_current_wal_lsn()')
-	for i in $(seq 1 300); do
-		[ "$(q "$sport" -c "SELECT pg_last_wal_replay_lsn() >= '$lsn0'")" = t ] && break
-		[ "$i" -lt 300 ] || die "$tag: the standby did not catch up before pgbench" "see $slog"
-		sleep 0.1
-	done
+	wait_replayed "$sport" "$lsn0" 30 "$tag: the standby did not catch up before pgbench" "see $slog"
 	[ "$(q "$port" -c "SELECT state FROM pg_stat_replication WHERE application_name = 'standby'")" = streaming ] ||
 		die "$tag: the standby is not streaming" "see $slog"
 	[ "$(q "$sport" -c 'SELECT pg_is_in_recovery()')" = t ] || die "$tag: the standby is not in recovery" "see $slog"
@@ -423,11 +426,7 @@ lag_run()
 	wait "$pid" || die "$tag: pgbench failed" "see $work/logs/$tag.pgbench"
 	t1=$(date +%s.%N)
 	end_lsn=$(q "$port" -c 'SELECT pg_current_wal_lsn()')
-	for i in $(seq 1 6000); do
-		[ "$(q "$sport" -c "SELECT pg_last_wal_replay_lsn() >= '$end_lsn'")" = t ] && break
-		[ "$i" -lt 6000 ] || die "$tag: the standby did not catch up in 600 s" "see $slog"
-		sleep 0.1
-	done
+	wait_replayed "$sport" "$end_lsn" 600 "$tag: the standby did not catch up in 600 s" "see $slog"
 	local catchup tps wal fpis
 	catchup=$(echo "$(date +%s.%N) $t1" | awk '{ printf "%.1f", $1 - $2 }')
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/logs/$tag.pgbench")
@@ -442,11 +441,7 @@ lag_run()
 	as_user "$pfx/bin/pg_ctl" -D "$dir/primary" -w stop >/dev/null
 	local stats
 	# per run: median and max of each sample column
-	stats=$(for k in 1 2 3; do
-		awk -v k="$k" '{ print $k }' "$work/samples" | sort -g |
-			awk '{ a[NR] = $1 } END { if (NR == 0) { print "- -"; exit }
-				m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m, a[NR] }'
-	done | tr '\n' ' ')
+	stats=$("$report_cmd" spread "$work/samples" 3)
 	set -- $stats
 	# lag config rep tps wal_bytes wal_fpi samples sent-replay(med max) replay_lag(med max) current-standby(med max) catchup_s
 	printf 'lag\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$rep" "$tps" "$wal" "$fpis" \
@@ -464,22 +459,17 @@ for part in $parts; do
 done
 
 # The report.
-# col PART CONFIG K [SCALE FORMAT]: column K of each run in order, scaled
-# (divided) by SCALE, printed with FORMAT, joined by " / "
+# col PART CONFIG K [DIVISOR FORMAT]: field K of each run in order, divided
+# by DIVISOR, printed with FORMAT, joined by " / "; med: their median
+# (bench/bench-report)
 col()
 {
-	awk -F '\t' -v p="$1" -v c="$2" -v k="$3" -v s="${4:-1}" -v f="${5:-%s}" '$1 == p && $2 == c {
-		printf "%s" f, (n++ ? " / " : ""), $k / s }' "$runs"
+	"$report_cmd" runs "$runs" "$@"
 }
 
-# med PART CONFIG K [SCALE FORMAT]: the median over the runs
 med()
 {
-	awk -F '\t' -v p="$1" -v c="$2" -v k="$3" '$1 == p && $2 == c { print $k }' "$runs" | sort -g |
-		awk -v s="${4:-1}" -v f="${5:-%s}" '{ a[NR] = $1 } END {
-			if (NR == 0) { print "-"; exit }
-			v = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-			printf f "\n", v / s }'
+	"$report_cmd" median "$runs" "$@"
 }
 
 elapsed=$(($(date +%s) - t_start))
@@ -513,8 +503,8 @@ report=$out/report.md
 		echo "| configuration | redo s (runs) | redo s | ready s (runs) | ready s | WAL MB | images MB | transactions | redo µs/txn | device blocks read |"
 		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 		for c in $configs; do
-			perx=$(awk -F '\t' -v c="$c" '$1 == "crash" && $2 == c { print 1e6 * $4 / $10 }' "$runs" | sort -g |
-				awk '{ a[NR] = $1 } END { v = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.0f", v }')
+			# redo seconds over transactions, in µs
+			perx=$(med crash "$c" 4/10 0.000001 %.0f)
 			echo "| $c | $(col crash "$c" 4 1 %.2f) | $(med crash "$c" 4 1 %.2f) | $(col crash "$c" 5 1 %.2f) | $(med crash "$c" 5 1 %.2f) | $(med crash "$c" 6 1048576 %.0f) | $(med crash "$c" 9 1048576 %.0f) | $(med crash "$c" 10 1 %.0f) | $perx | $(med crash "$c" 11 1 %.0f) |"
 		done
 	fi

@@ -74,17 +74,9 @@ q()
 make_image()
 {
 	local image=$1 bin=$2/bin with_wtsmgr=${3:-} lsn0
-	as_user "$bin/initdb" -D "$image" --no-instructions -A trust >"$work/initdb.log"
-	cat <<CONF | as_user tee -a "$image/postgresql.conf" >/dev/null
-port = $port
-unix_socket_directories = '$sock'
-listen_addresses = ''
-shared_buffers = 128MB
-checkpoint_timeout = 1h
-max_wal_size = 20GB
-autovacuum = off
-${with_wtsmgr:+shared_preload_libraries = 'wtsmgr'}
-CONF
+	PATH="$bin:$PATH" init_cluster "$image" "$port" "$sock" \
+		"shared_preload_libraries = '$with_wtsmgr'" "shared_buffers = 128MB" \
+		"checkpoint_timeout = 1h" "max_wal_size = 20GB" "autovacuum = off"
 	as_user "$bin/pg_ctl" -D "$image" -l "$work/image.log" -w start >/dev/null
 	as_user "$bin/pgbench" -h "$sock" -p "$port" -i -s "$scale" -q postgres >"$work/init.log" 2>&1
 	q -d postgres -c CHECKPOINT

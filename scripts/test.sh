@@ -16,8 +16,10 @@
 #    - a check of patches/ against the pristine source, a check that every
 #      relative link in README.md, docs/ and bench/README.md resolves
 #      (scripts/check-docs.sh), a check of every server message against
-#      the message style guide (scripts/check-messages), and the unit test
-#      of the multiple-atomicity planner (test/split_test.c);
+#      the message style guide (scripts/check-messages), the unit test
+#      of the multiple-atomicity planner (test/split_test.c), and the tests
+#      of the trace audits' parser (test/audit/trace_audit.pl) and of the
+#      benchmarks' report (test/bench/bench_report.pl);
 #    - scripts/pgindent-check.sh: every C file laid out as the server
 #      source's pgindent and pg_bsd_indent lay it out;
 #    - the pg_regress tests in sql/ against a temporary instance with
@@ -209,6 +211,9 @@ run_suite unit "$count_regress" \
 # The kernel-side audits' judge of a trace (scripts/WtsmgrTrace.pm), on
 # made-up traces that keep and break each of its rules.
 run_suite trace-audit-unit "$count_prove" prove -v "$work/src/test/audit/trace_audit.pl"
+# The benchmarks' figures and reports (bench/WtsmgrBench.pm and
+# bench/bench-report), on made-up runs.
+run_suite bench-unit "$count_prove" prove -v "$work/src/test/bench/bench_report.pl"
 # pgindent and pg_bsd_indent from the server's own source tree
 run_suite pgindent "$count_regress" \
 	"$work/src/scripts/pgindent-check.sh" "$prefix" "$work/pgindent"
