@@ -244,8 +244,13 @@ spew("$dir/samples", "1 5 0.5\n3 2 0.1\n2 9 0.3\n");
 is(`'$cli' spread '$dir/samples' 3`, "2 3 5 9 0.3 0.5\n", 'bench-report spread: median and maximum of each field');
 spew("$dir/samples", '');
 is(`'$cli' spread '$dir/samples' 2`, "- - - -\n", 'bench-report spread of no sample');
+# the series files of the runs, for the plots where gnuplot is installed
+for my $c (qw(stock_fpw_off wtsmgr_fsync))
+{
+	spew("$dir/series-capped-$c-20-$_.dat", "1 200\n2 210\n") for 1, 2;
+}
 mkdir "$dir/out";
-my $printed = `PATH=/nonexistent:/usr/bin:/bin '$cli' pgbench '$dir/results' '$dir/out' '$dir' duration=40 repeats=2 scenarios=capped scales=20 capped_scale=20 'capped_configs=stock_fpw_off wtsmgr_fsync' uncapped_configs=x sb_sizes=128MB sb_scale=20 sb_configs=x bgwriter=x wal_cap=5 'load_start=1 1 1' elapsed=7 2>/dev/null`;
+my $printed = `'$cli' pgbench '$dir/results' '$dir/out' '$dir' duration=40 repeats=2 scenarios=capped scales=20 capped_scale=20 'capped_configs=stock_fpw_off wtsmgr_fsync' uncapped_configs=x sb_sizes=128MB sb_scale=20 sb_configs=x bgwriter=x wal_cap=5 'load_start=1 1 1' elapsed=7 2>/dev/null`;
 is($?, 0, 'bench-report pgbench succeeds');
 is(slurp("$dir/out/report.md"), $printed, 'and prints the report it writes');
 like($printed, qr/^\| wtsmgr_fsync \| 210 \|/m, 'the report has the runs\' figures');
