@@ -485,6 +485,15 @@ TEXT
 	return $r;
 }
 
+# The start of a gnuplot program: a PNG 1000 pixels wide, of HEIGHT, into
+# PNG, names as they are, the key on the right.
+sub plot_head
+{
+	my ($height, $png) = @_;
+	return "set terminal png size 1000,$height\nset termoption noenhanced\n"
+	  . "set output '$png'\nset key outside right\n";
+}
+
 # The gnuplot program of TPS per second of a scenario and scale: a panel a
 # configuration, a line a run, from the series files
 # DIR/series-SCENARIO-CONFIG-SCALE-REPEAT.dat that txn_summary() wrote.
@@ -509,13 +518,11 @@ sub tps_plot
 	}
 	$ymax = int($ymax * 1.1) + 1;
 	my $n = @configs;
-	my $g = sprintf("set terminal png size 1000,%d\n", 220 * $n + 60);
-	$g .= "set termoption noenhanced\nset output '$p{png}'\n";
+	my $g = plot_head(220 * $n + 60, $p{png});
 	$g .= "set multiplot layout $n,1 title '$p{scenario} WAL, scale "
 	  . "$p{scale}: pgbench TPS per second, $p{duration} s runs'\n";
 	$g .= "set xlabel 'seconds'; set ylabel 'TPS'; set yrange [0:$ymax]; "
 	  . "set xrange [0:$p{duration}]\n";
-	$g .= "set key outside right\n";
 	for my $c (@configs)
 	{
 		$g .= "set title '$c'\nplot "
@@ -564,13 +571,11 @@ sub sbcurve_plot
 		  "'$med' using 1:2 with linespoints lw 2 lc $i title '$c', "
 		  . "'$runs' using 1:2 with points pt 2 lc $i notitle";
 	}
-	my $g = "set terminal png size 1000,560\nset termoption noenhanced\n";
-	$g .= "set output '$p{png}'\n";
+	my $g = plot_head(560, $p{png});
 	$g .= "set title 'pgbench TPS over shared_buffers, scale $p{sb_scale}, "
 	  . "$p{duration} s runs: medians (lines) and runs (points)'\n";
 	$g .= "set xlabel 'shared_buffers (MB)'; set ylabel 'TPS'; "
 	  . "set logscale x 2; set yrange [0:*]\n";
-	$g .= "set key outside right\n";
 	return $g . 'plot ' . join(', ', @plots) . "\n";
 }
 
