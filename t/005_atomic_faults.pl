@@ -67,6 +67,19 @@ my $fallback = sub {
 
 my $round = 0;
 
+# Sets every row of t to $round, makes the next write fail with $errname,
+# and runs a checkpoint: returns the log's offset from before the failure,
+# and the checkpoint's exit code and stderr.
+my $faulty_checkpoint = sub {
+	my ($errname) = @_;
+	$node->safe_psql('postgres', "UPDATE t SET val = $round");
+	my $log_offset = -s $node->logfile;
+	$node->safe_psql('postgres',
+		"SELECT fail_next_write('$errname', '$module_from_libdir')");
+	my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CHECKPOINT');
+	return ($log_offset, $ret, $stderr);
+};
+
 # The kernel refuses an atomic write: the checkpoint succeeds all the same.
 # EINVAL and EOPNOTSUPP send the unit through the doublewrite area, whose
 # page slots then hold copies of blocks of t, and the view says when and
@@ -81,11 +94,7 @@ for my $case ([ 'EINVAL', 'Invalid argument' ],
 	my ($refusals0, $errors0) = split /\|/, $counts->();
 	my $fallback0 = $fallback->();
 
-	$node->safe_psql('postgres', "UPDATE t SET val = $round");
-	my $log_offset = -s $node->logfile;
-	$node->safe_psql('postgres',
-		"SELECT fail_next_write('$errname', '$module_from_libdir')");
-	my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CHECKPOINT');
+	my ($log_offset, $ret) = $faulty_checkpoint->($errname);
 	is($ret, 0, "$errname: the checkpoint succeeds");
 	my ($refusals1, $errors1) = split /\|/, $counts->();
 	is($refusals1 - $refusals0, 1, "$errname: counted as a refusal");
@@ -122,11 +131,7 @@ for my $case ([ 'EINVAL', 'Invalid argument' ],
 {
 	$round++;
 	my ($refusals0, $errors0) = split /\|/, $counts->();
-	$node->safe_psql('postgres', "UPDATE t SET val = $round");
-	my $log_offset = -s $node->logfile;
-	$node->safe_psql('postgres',
-		"SELECT fail_next_write('EIO', '$module_from_libdir')");
-	my ($ret, $stdout, $stderr) = $node->psql('postgres', 'CHECKPOINT');
+	my ($log_offset, $ret, $stderr) = $faulty_checkpoint->('EIO');
 	isnt($ret, 0, "EIO: the checkpoint fails");
 	like($stderr, qr/checkpoint request failed/, "EIO: and says so to the client");
 	ok( $node->log_contains(

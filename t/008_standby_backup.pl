@@ -32,12 +32,7 @@ my $primary = new_wtsmgr_node('primary', primary => 1, manual_checkpoints => 1,
 	extensions => ['pg_walinspect']);
 
 my $ts_dir = "$atomic_dir/ts_sbackup_$$";
-my %oid = create_tablespaces($primary, ts_atomic => $ts_dir);
-my $spcoid = $oid{ts_atomic};
-$primary->safe_psql('postgres', 'CREATE DATABASE db TABLESPACE ts_atomic');
-$primary->command_ok(
-	[ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
-	'pgbench tables in the untorn tablespace');
+my $spcoid = pgbench_tablespace($primary, $ts_dir, 2);
 
 my $wait_decision = sub {
 	my ($want) = @_;

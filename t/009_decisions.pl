@@ -40,11 +40,7 @@ my $node = new_wtsmgr_node(
 	extensions => ['pg_walinspect']);
 
 my $ts_dir = "$atomic_dir/ts_decisions_$$";
-my %oid = create_tablespaces($node, ts_atomic => $ts_dir);
-my $spcoid = $oid{ts_atomic};
-$node->safe_psql('postgres', 'CREATE DATABASE db TABLESPACE ts_atomic');
-$node->command_ok([ 'pgbench', '--initialize', '--scale=2', '--quiet', 'db' ],
-	'pgbench tables in the untorn tablespace');
+my $spcoid = pgbench_tablespace($node, $ts_dir, 2);
 $node->safe_psql(
 	'db', q{
 	CREATE EXTENSION amcheck;

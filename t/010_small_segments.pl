@@ -79,6 +79,17 @@ sub segments_full
 }
 
 # Sizes of segment files for a test name: the short ones by number.
+# How many of the keys from $from to $to by $step $node finds in $table,
+# looked up through its index (no sequential or bitmap scans).
+sub index_count
+{
+	my ($n, $table, $from, $to, $step) = @_;
+	return $n->safe_psql('postgres',
+		qq{SET enable_seqscan = off; SET enable_bitmapscan = off;
+		   SELECT count(*) FROM generate_series($from, $to, $step) g
+		   WHERE EXISTS (SELECT FROM $table WHERE $table.i = g)});
+}
+
 sub describe
 {
 	my (@blocks) = @_;
@@ -137,12 +148,7 @@ ok(segments_full(@hash),
 # 100092 is a key now
 is($node->safe_psql('postgres', sprintf($probe_query, '')),
 	'992:8818', 'after recovery, every key is found through the hash index');
-is( $node->safe_psql(
-		'postgres',
-		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
-		  SELECT count(*) FROM generate_series(100001, 150000, 7) g
-		  WHERE EXISTS (SELECT FROM h WHERE h.i = g)}),
-	'7143', 'after recovery, the replayed rows are found through the index');
+is(index_count($node, 'h', 100001, 150000, 7), '7143', 'after recovery, the replayed rows are found through the index');
 
 # 2. CREATE DATABASE with the WAL_LOG strategy, then a checkpoint.
 ($ret, $stdout, $stderr) = $node->psql(
@@ -204,12 +210,7 @@ my @standby_s = segment_blocks('postgres', 's_i', $standby);
 ok(segments_full(@standby_s),
 	'on the standby, the hash index\'s segments before the last are full ('
 	  . describe(@standby_s) . ')');
-is( $standby->safe_psql(
-		'postgres',
-		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
-		  SELECT count(*) FROM generate_series(1, 20000, 37) g
-		  WHERE EXISTS (SELECT FROM s WHERE s.i = g)}),
-	'541', 'the standby finds the rows through the hash index');
+is(index_count($standby, 's', 1, 20000, 37), '541', 'the standby finds the rows through the hash index');
 $standby->stop;
 
 # 4. amcheck: heaps and B-tree indexes of every database.

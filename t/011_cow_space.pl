@@ -77,6 +77,17 @@ $node->safe_psql('postgres',
 
 my $file = relation_file($node, 't', 'cl');
 my $src_file = relation_file($node, 't', 'src');
+# The rows of $table in database $db whose pad is 100 times $new, and
+# those whose pad is 100 times $old, as "new|old".
+sub pad_counts
+{
+	my ($db, $table, $new, $old) = @_;
+	return $node->safe_psql($db,
+		qq{SELECT count(*) FILTER (WHERE pad = repeat('$new', 100)),
+		          count(*) FILTER (WHERE pad = repeat('$old', 100))
+		   FROM $table});
+}
+
 sub extents
 {
 	my ($path) = @_;
@@ -103,12 +114,7 @@ unlike(extents($src_file), qr/\bshared\b/,
 	'nor does the template\'s file');
 
 $node->restart;
-is( $node->safe_psql(
-		'cl',
-		q{SELECT count(*) FILTER (WHERE pad = repeat('y', 100)),
-		         count(*) FILTER (WHERE pad = repeat('x', 100))
-		  FROM t}),
-	'5000|45000', 'the clone reads back with its changes');
+is(pad_counts('cl', 't', 'y', 'x'), '5000|45000', 'the clone reads back with its changes');
 is( $node->safe_psql(
 		'src', q{SELECT count(*) FROM t WHERE pad = repeat('x', 100)}),
 	'50000', 'the template is unchanged');
@@ -219,12 +225,7 @@ is( $node->safe_psql(
 is( $node->safe_psql(
 		'src2', q{SELECT count(*) FROM t2 WHERE pad = repeat('x', 100)}),
 	'20000', 'its template is unchanged');
-is( $node->safe_psql(
-		'postgres',
-		q{SELECT count(*) FILTER (WHERE pad = repeat('b', 100)),
-		         count(*) FILTER (WHERE pad = repeat('a', 100))
-		  FROM f}),
-	'10000|10000', 'every update reads back after a restart');
+is(pad_counts('postgres', 'f', 'b', 'a'), '10000|10000', 'every update reads back after a restart');
 $node->command_ok(
 	[
 		'pg_amcheck', '--database' => 'postgres', '--database' => 'cl2',

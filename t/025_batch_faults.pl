@@ -84,9 +84,7 @@ $node->safe_psql(
 	CREATE TABLE t (id int, val int) WITH (fillfactor = 10) TABLESPACE ts_batch;
 	INSERT INTO t SELECT g, 0 FROM generate_series(1, 1000) g;
 	CHECKPOINT});
-is($node->safe_psql('postgres',
-		q{SELECT untorn_blocks FROM wtsmgr_tablespaces WHERE tablespace = 'ts_batch'}),
-	't', 'the tablespace is untorn');
+is(untorn_blocks('ts_batch'), 't', 'the tablespace is untorn');
 my $nblocks = $node->safe_psql('postgres',
 	q{SELECT pg_relation_size('t') / 8192});
 cmp_ok($nblocks, '>', 17, "t has more than 17 blocks ($nblocks)");
@@ -96,6 +94,22 @@ my @units = ([ 1, 1 ], [ 2, 2 ], [ 4, 4 ], [ 8, 8 ], [ 16, 1 ]);
 my $range = q{ctid >= '(1,0)' AND ctid < '(17,0)'};
 my $rows = $node->safe_psql('postgres',
 	"SET enable_seqscan = off; SELECT count(*) FROM t WHERE $range");
+
+# Whether the view says tablespace $ts is untorn ("t" or "f").
+sub untorn_blocks
+{
+	my ($ts) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT untorn_blocks FROM wtsmgr_tablespaces WHERE tablespace = '$ts'");
+}
+
+# "rows with val = $round|all rows" of relation $rel.
+sub round_counts
+{
+	my ($rel, $round) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FILTER (WHERE val = $round), count(*) FROM $rel");
+}
 
 sub file_of
 {
@@ -292,20 +306,18 @@ run_case(
 }
 
 # An I/O error stops the run: the units after it are not written.
-run_case(
-	name => 'first unit EIO',
-	fault => [ 0, 'EIO', 'true' ],
-	sqlstate => '58030',
-	message => qr/could not write 8192 bytes atomically to file ".*" at offset 8192: Input\/output error/,
-	fired => 1,
-	pattern => 'OOOOO');
-run_case(
-	name => 'middle unit EIO',
-	fault => [ 2, 'EIO', 'true' ],
-	sqlstate => '58030',
-	message => qr/could not write 32768 bytes atomically to file ".*" at offset 32768: Input\/output error/,
-	fired => 1,
-	pattern => 'NNOOO');
+for my $case ([ 'first unit EIO', 0, 8192, 8192, 'OOOOO' ],
+	[ 'middle unit EIO', 2, 32768, 32768, 'NNOOO' ])
+{
+	my ($name, $unit, $bytes, $offset, $pattern) = @$case;
+	run_case(
+		name => $name,
+		fault => [ $unit, 'EIO', 'true' ],
+		sqlstate => '58030',
+		message => qr/could not write $bytes bytes atomically to file ".*" at offset $offset: Input\/output error/,
+		fired => 1,
+		pattern => $pattern);
+}
 
 # A unit the kernel refuses to write atomically goes through the
 # doublewrite area: the checkpoint succeeds, the area's page slots hold the
@@ -449,9 +461,7 @@ SKIP:
 		CREATE TABLE u (id int, val int) WITH (fillfactor = 10) TABLESPACE ts_tmpfs;
 		INSERT INTO u SELECT g, 0 FROM generate_series(1, 1000) g;
 		CHECKPOINT});
-	is($node->safe_psql('postgres',
-			q{SELECT untorn_blocks FROM wtsmgr_tablespaces WHERE tablespace = 'ts_tmpfs'}),
-		'f', 'tmpfs: the tablespace is probed torn');
+	is(untorn_blocks('ts_tmpfs'), 'f', 'tmpfs: the tablespace is probed torn');
 	$round++;
 	my $fpi0 = $node->safe_psql('postgres', 'SELECT wal_fpi FROM pg_stat_wal');
 	my $old = dirty_run('u', $round, 1);
@@ -471,9 +481,8 @@ SKIP:
 	is(dirty_blocks('u'), '0/', 'tmpfs: nothing stays dirty');
 	$node->stop('immediate');
 	$node->start;
-	is($node->safe_psql('postgres',
-			"SELECT count(*) FILTER (WHERE val = $round), count(*) FROM u"),
-		"$rows|1000", 'tmpfs: the data reads back after a crash');
+	is(round_counts('u', $round), "$rows|1000",
+		'tmpfs: the data reads back after a crash');
 
 	# md.c's own failure there: a read-only segment file, which the
 	# checkpointer has not opened since the restart.
@@ -498,9 +507,8 @@ SKIP:
 	is(dirty_blocks('u'), '0/', 'tmpfs: a later checkpoint writes them');
 	$node->stop('immediate');
 	$node->start;
-	is($node->safe_psql('postgres',
-			"SELECT count(*) FILTER (WHERE val = $round), count(*) FROM u"),
-		"$rows|1000", 'tmpfs: the data reads back after a crash');
+	is(round_counts('u', $round), "$rows|1000",
+		'tmpfs: the data reads back after a crash');
 	$node->safe_psql('postgres', 'DROP TABLE u; DROP TABLESPACE ts_tmpfs');
 	rmdir $tmp_dir;
 }

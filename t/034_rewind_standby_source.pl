@@ -32,11 +32,7 @@ my $atomic_dir = atomic_dir();
 my $a = new_wtsmgr_node('a', primary => 1, manual_checkpoints => 1,
 	extensions => ['pg_walinspect']);
 my $ts_a = "$atomic_dir/ts_rsrc_a_$$";
-my %oid = create_tablespaces($a, ts_atomic => $ts_a);
-my $spcoid = $oid{ts_atomic};
-$a->safe_psql('postgres', 'CREATE DATABASE db TABLESPACE ts_atomic');
-$a->command_ok([ 'pgbench', '--initialize', '--scale=1', '--quiet', 'db' ],
-	'pgbench tables in the untorn tablespace');
+my $spcoid = pgbench_tablespace($a, $ts_a, 1);
 wait_for_decision($a, 'ts_atomic', 'skipped');
 
 my $bk = $a->backup_dir . '/bk';

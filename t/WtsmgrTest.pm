@@ -25,7 +25,7 @@ our @EXPORT = qw(
   test_module new_wtsmgr_node create_tablespaces tablespace_oid
   relation_file untorn_tablespaces evict_block_sql alter_system wait_until
   wait_for_changed_blocks wait_for_decision first_touches twin_tables
-  twin_fingerprint twin_crash_check blocks_per_segment);
+  twin_fingerprint twin_crash_check blocks_per_segment pgbench_tablespace);
 
 # The rule for a missing prerequisite (a directory, a program, an
 # extension, the test-only module...): outside CI the whole test is
@@ -159,6 +159,20 @@ sub tablespace_oid
 	my ($node, $name) = @_;
 	return $node->safe_psql('postgres',
 		"SELECT oid FROM pg_tablespace WHERE spcname = '$name'");
+}
+
+# Create tablespace ts_atomic in directory $dir, database db in it, and
+# pgbench's tables at scale $scale in db (a test of its own).  Returns the
+# tablespace's OID.
+sub pgbench_tablespace
+{
+	my ($node, $dir, $scale) = @_;
+	my %oid = create_tablespaces($node, ts_atomic => $dir);
+	$node->safe_psql('postgres', 'CREATE DATABASE db TABLESPACE ts_atomic');
+	$node->command_ok(
+		[ 'pgbench', '--initialize', "--scale=$scale", '--quiet', 'db' ],
+		'pgbench tables in the untorn tablespace');
+	return $oid{ts_atomic};
 }
 
 # The absolute path of the first segment file of relation $rel in database
