@@ -138,6 +138,7 @@ while (1)
 	last if extent_count() - $before > 8;
 }
 system('sync', '-f', $fill_dir) == 0 or die 'sync failed';
+my $plugged_by_extents = $plugged;
 
 # How much of the free space is left in extents large enough for an 8 kB
 # copy-on-write differs between kernels and runs, so ask the kernel itself:
@@ -154,7 +155,11 @@ while ($overwrite eq 'ok')
 	$plugged += 256 * 1024;
 	$overwrite = $node->safe_psql('postgres', "SELECT atomic_overwrite('$scratch')");
 }
-note("plugged " . ($plugged / 1024) . " kB of free extents");
+note(sprintf(
+		'plugged %d kB of free extents: %d kB until a chunk came from the holes, %d kB more while an atomic overwrite still succeeded',
+		$plugged / 1024,
+		$plugged_by_extents / 1024,
+		($plugged - $plugged_by_extents) / 1024));
 is($overwrite, 'No space left on device',
 	'after: an 8 kB atomic overwrite fails with ENOSPC');
 
