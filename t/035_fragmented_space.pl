@@ -6,8 +6,9 @@
 # ENOSPC however much space is free.  This test fragments the free space of
 # a small XFS that way (4 kB files filling it, every other one removed, the
 # large extents XFS held back taken by a fallocated file) until such a write
-# fails (asked of the kernel directly, through the test module), with a
-# pgbench database in a tablespace there.  Then pgbench, CHECKPOINT, more
+# fails while a plain O_DIRECT overwrite of the same block, as md.c would
+# write it, still succeeds (both asked of the kernel directly, through the
+# test module), with a pgbench database in a tablespace there.  Then pgbench, CHECKPOINT, more
 # pgbench, an immediate stop and a restart: the checkpoint completes, the
 # server starts (crash recovery and its end-of-recovery checkpoint
 # complete), and nothing is lost (pgbench's balances agree, pg_amcheck and
@@ -36,6 +37,8 @@ my $strace = required_program('strace',
 	'to see the write system calls (scripts/build-server.sh installs it as root)');
 my $xfs_io = required_program('xfs_io', 'to fallocate and map extents (xfsprogs)',
 	'/usr/sbin', '/sbin');
+my $xfs_spaceman = required_program('xfs_spaceman',
+	'to summarize the free space (xfsprogs)', '/usr/sbin', '/sbin');
 
 my $node = new_wtsmgr_node(
 	'frag',
@@ -58,6 +61,8 @@ $node->safe_psql(
 	'postgres', qq{
 	CREATE FUNCTION atomic_overwrite(text) RETURNS text
 		AS '$module', 'wtsmgr_test_atomic_overwrite' LANGUAGE C STRICT;
+	CREATE FUNCTION plain_overwrite(text) RETURNS text
+		AS '$module', 'wtsmgr_test_plain_overwrite' LANGUAGE C STRICT;
 	CHECKPOINT});
 is($node->safe_psql('postgres',
 		q{SELECT untorn_blocks FROM wtsmgr_tablespaces WHERE tablespace = 'ts_frag'}),
@@ -138,6 +143,7 @@ while (1)
 	last if extent_count() - $before > 8;
 }
 system('sync', '-f', $fill_dir) == 0 or die 'sync failed';
+my $plugged_by_extents = $plugged;
 
 # How much of the free space is left in extents large enough for an 8 kB
 # copy-on-write differs between kernels and runs, so ask the kernel itself:
@@ -154,9 +160,30 @@ while ($overwrite eq 'ok')
 	$plugged += 256 * 1024;
 	$overwrite = $node->safe_psql('postgres', "SELECT atomic_overwrite('$scratch')");
 }
-note("plugged " . ($plugged / 1024) . " kB of free extents");
+note(sprintf(
+		'plugged %d kB of free extents: %d kB until a chunk came from the holes, %d kB more while an atomic overwrite still succeeded',
+		$plugged / 1024,
+		$plugged_by_extents / 1024,
+		($plugged - $plugged_by_extents) / 1024));
+# What the atomic overwrite was refused on, for docs/design.md: how full
+# the filesystem is, and what its free space is cut into.
+{
+	my ($df, $freesp, $err);
+	IPC::Run::run([ 'df', '-P', $full_dir ], '>', \$df, '2>', \$err)
+	  or die "df: $err";
+	IPC::Run::run([ $xfs_spaceman, '-c', 'freesp -s', $full_dir ],
+		'>', \$freesp, '2>', \$err)
+	  or die "xfs_spaceman: $err";
+	my ($used) = $df =~ /\s(\d+)%\s/;
+	my ($extents) = $freesp =~ /^total free extents (\d+)/m;
+	my ($average) = $freesp =~ /^average free extent size ([\d.]+)/m;
+	note(sprintf('the filesystem is %s%% full; %s free extents of %s blocks on average',
+		$used // '?', $extents // '?', $average // '?'));
+}
 is($overwrite, 'No space left on device',
 	'after: an 8 kB atomic overwrite fails with ENOSPC');
+is($node->safe_psql('postgres', "SELECT plain_overwrite('$scratch')"),
+	'ok', 'where a plain O_DIRECT overwrite of the same block succeeds');
 
 # After the crash, the server starts under strace.
 sub start_traced

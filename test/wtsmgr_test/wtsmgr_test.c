@@ -41,7 +41,8 @@
  *   with one RWF_ATOMIC O_DIRECT write, after giving it the copy-on-write
  *   extent size hint wtsmgr gives relation files on XFS, and returns "ok" or
  *   the error: what the kernel does with such a write right now, asked
- *   without wtsmgr.
+ *   without wtsmgr.  wtsmgr_test_plain_overwrite(path) does the same with a
+ *   plain O_DIRECT write, as md.c's writes of allocated blocks would be.
  *
  * - wtsmgr_test_crash_at(point, library) makes the next process that
  *   reaches an injection point of wtsmgr's kill itself (SIGKILL): a crash
@@ -85,6 +86,7 @@
 #include "utils/injection_point.h"
 
 #include "../../wtsmgr_atomic.h"
+#include "../../wtsmgr_statx.h"
 
 #ifndef XLOG_HAS_UNTORN_BLOCK_HOOK
 #error "wtsmgr_test needs a server with xlog_untorn_block_hook"
@@ -405,12 +407,13 @@ wtsmgr_test_write_bench(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(INSTR_TIME_GET_DOUBLE(duration));
 }
 
-PG_FUNCTION_INFO_V1(wtsmgr_test_atomic_overwrite);
-
-Datum
-wtsmgr_test_atomic_overwrite(PG_FUNCTION_ARGS)
+/*
+ * Overwrite the first BLCKSZ bytes of a file with one O_DIRECT pwritev2()
+ * with the given flags, and say what the kernel made of it.
+ */
+static text *
+overwrite_first_block(const char *path, int flags)
 {
-	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	struct fsxattr fsx;
 	struct iovec iov;
 	char	   *page;
@@ -432,7 +435,7 @@ wtsmgr_test_atomic_overwrite(PG_FUNCTION_ARGS)
 	page = palloc_aligned(BLCKSZ, PG_IO_ALIGN_SIZE, MCXT_ALLOC_ZERO);
 	iov.iov_base = page;
 	iov.iov_len = BLCKSZ;
-	rc = pwritev2(fd, &iov, 1, 0, 0x40);	/* RWF_ATOMIC */
+	rc = pwritev2(fd, &iov, 1, 0, flags);
 	if (rc == BLCKSZ)
 		result = "ok";
 	else if (rc < 0)
@@ -440,5 +443,26 @@ wtsmgr_test_atomic_overwrite(PG_FUNCTION_ARGS)
 	else
 		result = "short";
 	close(fd);
-	PG_RETURN_TEXT_P(cstring_to_text(result));
+	pfree(page);
+	return cstring_to_text(result);
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_atomic_overwrite);
+
+Datum
+wtsmgr_test_atomic_overwrite(PG_FUNCTION_ARGS)
+{
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_TEXT_P(overwrite_first_block(path, RWF_ATOMIC));
+}
+
+PG_FUNCTION_INFO_V1(wtsmgr_test_plain_overwrite);
+
+Datum
+wtsmgr_test_plain_overwrite(PG_FUNCTION_ARGS)
+{
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_TEXT_P(overwrite_first_block(path, 0));
 }
