@@ -3,19 +3,20 @@
 # Never wedge on fragmented free space.  XFS does atomic writes in software
 # by copy-on-write, and allocates their new blocks aligned: with free space
 # cut into single filesystem blocks, an 8 kB RWF_ATOMIC overwrite fails with
-# ENOSPC however much space is free.  This test fragments the free space of
-# a small XFS that way (4 kB files filling it, every other one removed, the
+# ENOSPC however much space is free.  This test fragments the free space of a
+# small XFS that way (4 kB files filling it, every other one removed, the
 # large extents XFS held back taken by a fallocated file) until such a write
 # fails while a plain O_DIRECT overwrite of the same block, as md.c would
 # write it, still succeeds (both asked of the kernel directly, through the
-# test module), with a pgbench database in a tablespace there.  Then pgbench, CHECKPOINT, more
-# pgbench, an immediate stop and a restart: the checkpoint completes, the
-# server starts (crash recovery and its end-of-recovery checkpoint
-# complete), and nothing is lost (pgbench's balances agree, pg_amcheck and
-# pg_checksums are clean).  strace, outside the server, sees every write to
-# the tablespace's relation files: each is an RWF_ATOMIC write or comes
-# right after a durable write of its copy to the doublewrite area (or
-# writes a block back from it at startup), and some are of the latter kind.
+# test module), with a pgbench database in a tablespace there.  Then pgbench,
+# CHECKPOINT, more pgbench, an immediate stop and a restart: the checkpoint
+# completes, the server starts (crash recovery and its end-of-recovery
+# checkpoint complete), and nothing is lost (pgbench's balances agree,
+# pg_amcheck and pg_checksums are clean).  strace, outside the server, sees
+# every write to the tablespace's relation files: each is an RWF_ATOMIC write
+# or comes right after a durable write of its copy to the doublewrite area
+# (or writes a block back from it at startup), and some are of the latter
+# kind.
 
 use strict;
 use warnings FATAL => 'all';
